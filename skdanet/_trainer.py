@@ -1,0 +1,241 @@
+"""The training loop of DANetEmbedder: supervised, label-free, early stopping.
+
+Glue between the graph arrays, the torch modules and the loss; the estimator
+calls :func:`train_network` and receives a :class:`TrainedNetwork`.
+"""
+
+import copy
+import time
+
+import numpy as np
+import torch
+from sklearn.cluster import DBSCAN
+
+from ._batching import chain_slots, reference_clique_tensors
+from ._chain import chain_roots
+from ._clique import clique_mask
+from ._network import TrainedNetwork
+from ._nn import DANet
+from ._progress import EpochTable
+from ._training import balanced_pair_loss, neighbourhood_batches
+from .datasets import split_identities
+from .metrics import bcubed_f_score, pairwise_f_score
+
+# Identities needed before a held-out identity split is worth making.
+_MIN_IDENTITIES_FOR_VALIDATION = 10
+# Held-out faces used per evaluation (the score only steers early stopping).
+_MAX_VALIDATION_FACES = 5000
+# DBSCAN radii searched when calibrating eps on held-out identities.
+_EPS_GRID = np.round(np.arange(0.20, 1.001, 0.025), 3)
+
+
+def embed_reference_nodes(module, reference, knn_indices, chains, mask, nodes, *, dtype,
+                          device, batch=2048):
+    """Embeddings of reference nodes through the training graph (differentiable)."""
+    out = []
+    for start in range(0, len(nodes), batch):
+        part = nodes[start : start + batch]
+        distinct, slots, smask = chain_slots(chains[part])
+        members, mmask = reference_clique_tensors(distinct, reference, knn_indices, mask,
+                                                  dtype=dtype, device=device)
+        phi = module.clique(members, mmask)
+        out.append(module.embed_chains(phi, slots.to(device), smask.to(device)))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def calibrate_eps(Z, labels):
+    """DBSCAN radius (min_samples=1) that best recovers ``labels`` from ``Z``.
+
+    Scored by the mean of pairwise and BCubed F, the two metrics users read.
+
+    Returns
+    -------
+    eps, score : float, float
+    """
+    best = (float(_EPS_GRID[0]), -1.0)
+    for eps in _EPS_GRID:
+        pred = DBSCAN(eps=eps, min_samples=1).fit_predict(Z)
+        score = 0.5 * (pairwise_f_score(labels, pred) + bcubed_f_score(labels, pred))
+        if score > best[1]:
+            best = (float(eps), score)
+    return best
+
+
+def _identity_codes(y):
+    return np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def _check_finite_loss(loss, epoch):
+    if not torch.isfinite(loss):
+        raise ValueError(
+            f"The training loss became {loss.item()} at epoch {epoch}. Likely causes: a "
+            "learning_rate too large for these features (try 10x smaller), or features "
+            "with extreme values. Training was stopped; the estimator is left unfitted."
+        )
+
+
+def train_network(reference, graph, y, *, estimator, seed, device):
+    """Train DA-Net on the graph of ``reference``.
+
+    Parameters
+    ----------
+    reference : ndarray of shape (n, d), L2-normalised
+    graph : DensityGraph
+    y : ndarray of shape (n,) or None
+        Identity labels; None trains label-free on pseudo-labels.
+    estimator : DANetEmbedder
+        Source of the hyper-parameters.
+    seed : int
+    device : torch.device
+
+    Returns
+    -------
+    network : TrainedNetwork
+    history : list of dict
+    """
+    est = estimator
+    config = {
+        "in_features": int(reference.shape[1]),
+        "hidden_size": int(est.hidden_size),
+        "n_components": int(est.n_components),
+        "n_gcn_layers": int(est.n_gcn_layers),
+        "chain_network": est.chain_network,
+        "pair_margin": float(est.pair_margin),
+        "pair_scale": float(est.pair_scale),
+        "eps": float(np.sqrt(2 - 2 * est.pair_margin)),
+    }
+    rng = np.random.default_rng(seed)
+    # Module initialisation draws from torch's global generator: fork it so the
+    # user's global RNG state is left exactly as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
+                       config["n_gcn_layers"], config["chain_network"]).to(device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(est._threads if est.n_jobs is not None else threads)
+    try:
+        trainer = _Trainer(module, reference, graph, est, rng, device)
+        if y is not None:
+            eps = trainer.fit_supervised(_identity_codes(y))
+        else:
+            eps = trainer.fit_label_free()
+    finally:
+        torch.set_num_threads(threads)
+    if eps is not None:
+        config["eps"] = eps
+    return TrainedNetwork.from_module(trainer.module, config), trainer.history
+
+
+class _Trainer:
+    def __init__(self, module, reference, graph, est, rng, device):
+        self.module = module
+        self.reference = reference.astype(np.float32, copy=False)
+        self.graph = graph
+        self.mask = clique_mask(graph.knn_sims, graph.tau)
+        self.est = est
+        self.rng = rng
+        self.device = device
+        self.history = []
+        self.table = EpochTable(est.verbose)
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=est.learning_rate,
+                                          weight_decay=est.weight_decay)
+
+    def embed(self, nodes):
+        self.module.eval()
+        with torch.no_grad():
+            z = embed_reference_nodes(self.module, self.reference, self.graph.knn_indices,
+                                      self.graph.chains, self.mask, nodes,
+                                      dtype=torch.float32, device=self.device)
+        return z.cpu().numpy().astype(np.float64)
+
+    def run_epoch(self, train_nodes, labels, epoch, known=None):
+        self.module.train()
+        est = self.est
+        labels_t = torch.as_tensor(labels, device=self.device)
+        total, count = 0.0, 0
+        for nodes in neighbourhood_batches(train_nodes, self.graph.knn_indices, self.rng,
+                                           batch_size=est.batch_size, per_seed=7):
+            if len(nodes) < 2:
+                continue
+            z = embed_reference_nodes(self.module, self.reference, self.graph.knn_indices,
+                                      self.graph.chains, self.mask, nodes,
+                                      dtype=torch.float32, device=self.device)
+            batch_known = None if known is None else known(nodes)
+            loss = balanced_pair_loss(z, labels_t[nodes], scale=est.pair_scale,
+                                      margin=est.pair_margin, known=batch_known)
+            _check_finite_loss(loss, epoch)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(nodes)
+            count += len(nodes)
+        return total / max(count, 1)
+
+    def log(self, **entry):
+        self.history.append(entry)
+        self.table.row(entry)
+
+    # -- supervised ---------------------------------------------------------
+    def fit_supervised(self, codes):
+        est = self.est
+        n_identities = codes.max() + 1
+        if n_identities >= _MIN_IDENTITIES_FOR_VALIDATION:
+            train_nodes, valid_nodes = split_identities(
+                codes, test_size=est.validation_fraction, random_state=self.rng.integers(2**31))
+            if len(valid_nodes) > _MAX_VALIDATION_FACES:
+                valid_nodes = np.sort(self.rng.choice(valid_nodes, _MAX_VALIDATION_FACES,
+                                                      replace=False))
+        else:
+            train_nodes, valid_nodes = np.arange(len(codes)), None
+        best_score, best_state, best_eps, stale = -np.inf, None, None, 0
+        for epoch in range(1, est.n_epochs + 1):
+            start = time.perf_counter()
+            loss = self.run_epoch(train_nodes, codes, epoch)
+            entry = dict(round=1, epoch=epoch, train_loss=loss)
+            if valid_nodes is not None:
+                eps, score = calibrate_eps(self.embed(valid_nodes), codes[valid_nodes])
+                improved = score > best_score
+                if improved:
+                    best_score, best_eps, stale = score, eps, 0
+                    best_state = copy.deepcopy(self.module.state_dict())
+                else:
+                    stale += 1
+                entry.update(valid_score=score, eps=eps, best=improved)
+            entry["dur"] = time.perf_counter() - start
+            self.log(**entry)
+            if valid_nodes is not None and stale >= est.n_iter_no_change:
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        return best_eps
+
+    # -- label-free ---------------------------------------------------------
+    def fit_label_free(self):
+        """Pseudo-labels from density chains on the raw features, refined over rounds.
+
+        Round 1: each face's label is the density peak its chain climbs to
+        (parent steps need similarity >= the chain threshold, so the trees
+        are high-precision clusters). Later rounds: DBSCAN on the current
+        embedding at its calibrated eps. eps is calibrated against the
+        round-1 trees, the most trustworthy labels there are.
+        """
+        est = self.est
+        nodes = np.arange(len(self.reference))
+        anchors = _identity_codes(chain_roots(self.graph.parent))
+        labels = anchors
+        eps = None
+        for round_ in range(1, est.n_rounds + 1):
+            for epoch in range(1, est.n_epochs + 1):
+                start = time.perf_counter()
+                loss = self.run_epoch(nodes, labels, epoch)
+                self.log(round=round_, epoch=epoch, train_loss=loss,
+                         dur=time.perf_counter() - start)
+            Z = self.embed(nodes)
+            sample = nodes
+            if len(nodes) > _MAX_VALIDATION_FACES:
+                sample = np.sort(self.rng.choice(nodes, _MAX_VALIDATION_FACES, replace=False))
+            eps, score = calibrate_eps(Z[sample], anchors[sample])
+            self.history[-1].update(valid_score=score, eps=eps)
+            if round_ < est.n_rounds:
+                labels = DBSCAN(eps=eps, min_samples=1).fit_predict(Z).astype(np.int64)
+        return eps

@@ -1,0 +1,82 @@
+"""Training objective and batch sampling for the DA-Net embedding.
+
+The loss (the paper's is not available) is a balanced pairwise logistic loss
+on the cosine similarity of the output embeddings:
+
+    p(same | i, j) = sigmoid(scale * (<z_i, z_j> - margin))
+
+averaged separately over same-identity and different-identity pairs of a
+batch (so the many easy negatives do not drown the positives). Why this loss:
+DBSCAN links two faces when their distance is below one ``eps``; on unit
+vectors ``|z_i - z_j|^2 = 2 - 2 <z_i, z_j>``, so a pair classifier trained at
+one cosine threshold ``margin`` is exactly a DBSCAN link rule with
+``eps = sqrt(2 - 2 * margin)``. The loss trains the one global threshold
+DBSCAN will apply, instead of hoping one exists.
+
+Batches are built from kNN neighbourhoods (seeds plus their nearest
+neighbours), so each batch holds the hard pairs DBSCAN will actually see:
+near-duplicates of other people and far-apart photos of one person.
+"""
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+
+def balanced_pair_loss(z, labels, *, scale, margin, known=None):
+    """Balanced pairwise logistic loss on cosine similarities.
+
+    Parameters
+    ----------
+    z : Tensor of shape (B, dim), unit rows
+    labels : LongTensor of shape (B,)
+    scale, margin : float
+    known : BoolTensor of shape (B, B), optional
+        Pairs whose relation is trusted (label-free training leaves uncertain
+        pairs out); all pairs by default.
+
+    Returns
+    -------
+    loss : scalar Tensor
+    """
+    sim = z @ z.T
+    logits = scale * (sim - margin)
+    same = labels[:, None] == labels[None, :]
+    upper = torch.ones_like(same).triu(diagonal=1)
+    if known is not None:
+        upper = upper & known
+    pos = same & upper
+    neg = ~same & upper
+    terms = []
+    if pos.any():
+        terms.append(F.softplus(-logits[pos]).mean())
+    if neg.any():
+        terms.append(F.softplus(logits[neg]).mean())
+    if not terms:
+        return (z * 0).sum()
+    return sum(terms) / len(terms)
+
+
+def neighbourhood_batches(train_nodes, knn_indices, rng, *, batch_size, per_seed):
+    """Batches of training nodes grouped by kNN neighbourhood, one epoch.
+
+    Each seed (a permutation of ``train_nodes``) brings its ``per_seed``
+    nearest training neighbours; a batch holds about ``batch_size`` distinct
+    nodes. Each node is a seed about once every ``per_seed + 1`` epochs and
+    appears in about one batch per epoch.
+
+    Yields
+    ------
+    nodes : ndarray of int64, sorted, distinct
+    """
+    is_train = np.zeros(knn_indices.shape[0], dtype=bool)
+    is_train[train_nodes] = True
+    n_seeds = max(1, int(np.ceil(len(train_nodes) / (per_seed + 1))))
+    seeds = rng.permutation(train_nodes)[:n_seeds]
+    seeds_per_batch = max(1, batch_size // (per_seed + 1))
+    neighbours = knn_indices[:, 1 : per_seed + 1]
+    for start in range(0, len(seeds), seeds_per_batch):
+        s = seeds[start : start + seeds_per_batch]
+        nb = neighbours[s].ravel()
+        nodes = np.unique(np.concatenate([s, nb[is_train[nb]]]))
+        yield nodes

@@ -1,0 +1,15 @@
+"""Clustering metrics as the face-clustering field computes them, and scorers."""
+
+from ._clustering import (
+    bcubed_f_score,
+    bcubed_precision_recall_fscore,
+    pairwise_f_score,
+    pairwise_precision_recall_fscore,
+)
+
+__all__ = [
+    "bcubed_f_score",
+    "bcubed_precision_recall_fscore",
+    "pairwise_f_score",
+    "pairwise_precision_recall_fscore",
+]
