@@ -54,7 +54,9 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     separates identities.
 
     Input rows are L2-normalised internally (a copy: ``X`` is never modified);
-    only their direction matters.
+    only their direction matters. An all-zero row has no direction: it is
+    kept as a zero vector (similar to no face, identical to other zero rows)
+    with a warning; drop such rows where you can.
 
     Parameters
     ----------
@@ -72,8 +74,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Faces per chain, the face itself included (1 disables the chain).
     hidden_size : int, default=128
         Width of the clique and chain networks.
-    n_components : int, default=128
-        Dimension of the output embedding.
+    n_components : int or None, default=None
+        Dimension of the output embedding; None keeps the input dimension,
+        which makes the network residual (it starts from the raw features
+        and learns a correction; see :class:`skdanet._nn.DANet`).
     n_gcn_layers : int, default=1
         Layers of the clique network (0: no neighbourhood propagation).
     chain_network : {"attention", "lstm"}, default="attention"
@@ -146,7 +150,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     >>> y = np.repeat(np.arange(4), 20)
     >>> emb = DANetEmbedder(k=10, n_epochs=3, random_state=0).fit(X, y)
     >>> emb.transform(X).shape
-    (80, 128)
+    (80, 16)
     """
 
     _parameter_constraints = {
@@ -155,7 +159,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         "chain_threshold": [Interval(Real, -1, 1, closed="both"), None],
         "max_chain_length": [Interval(Integral, 1, None, closed="left")],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "n_gcn_layers": [Interval(Integral, 0, None, closed="left")],
         "chain_network": [StrOptions(set(CHAIN_NETWORKS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -182,7 +186,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         chain_threshold=None,
         max_chain_length=4,
         hidden_size=128,
-        n_components=128,
+        n_components=None,
         n_gcn_layers=1,
         chain_network="attention",
         n_epochs=30,
@@ -260,7 +264,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         seed = _seed_from(self.random_state)
         timer = _progress.StageTimer(self.verbose)
 
-        reference = l2_normalize(X)
+        reference = l2_normalize(X, zero_rows="warn")
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
         with timer("kNN graph, density, chains"):
             index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
@@ -341,7 +345,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        Q = l2_normalize(X).astype(self.reference_.dtype, copy=False)
+        Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
         out = np.empty((len(Q), self.network_.config["n_components"]), dtype=self.reference_.dtype)
         device = _resolve_device(self.device)
         dtype = torch.float64 if Q.dtype == np.float64 else torch.float32
@@ -369,9 +373,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
             # Slot 0..len(Q)-1: the queries themselves; then the reference chain nodes.
             phi = torch.cat([phi_q, phi_ref])
             qslots = torch.arange(len(Q))[:, None]
-            all_slots = torch.cat([qslots, slots + len(Q)], dim=1).to(device)
+            all_slots = torch.cat([qslots, torch.where(smask, slots + len(Q), 0)], dim=1).to(device)
             all_mask = torch.cat([torch.ones_like(qslots, dtype=torch.bool), smask], dim=1).to(device)
-            z = module.embed_chains(phi, all_slots, all_mask)
+            z = module.embed_chains(phi, all_slots, all_mask,
+                                    torch.as_tensor(Q, dtype=dtype, device=device))
         return z.cpu().numpy()
 
     def __sklearn_tags__(self):

@@ -31,12 +31,15 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH_MIN = 128
 
 
-def l2_normalize(X):
+def l2_normalize(X, *, zero_rows="raise"):
     """Return a copy of ``X`` with unit-norm rows.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64
+    zero_rows : {"raise", "warn"}, default="raise"
+        What to do with zero rows: refuse them, or keep them as zero vectors
+        (similarity 0 to every face) with a warning.
 
     Returns
     -------
@@ -51,11 +54,16 @@ def l2_normalize(X):
     norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     zero = np.flatnonzero(norms == 0)
     if zero.size:
-        raise ValueError(
+        message = (
             f"{zero.size} row(s) of X have zero norm (first: row {zero[0]}); a zero "
             "vector has no direction, so it has no cosine similarity to any face. "
             "Drop these rows (they usually come from a failed face detection)."
         )
+        if zero_rows == "raise":
+            raise ValueError(message)
+        warnings.warn(message + " They are kept as zero vectors, similar to nothing "
+                      "and identical to each other.", UserWarning, stacklevel=3)
+        norms[zero] = 1.0
     return (X / norms[:, None]).astype(X.dtype, copy=False)
 
 

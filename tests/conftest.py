@@ -1,0 +1,16 @@
+import numpy as np
+import pytest
+
+
+def clustered_unit_rows(n, d, n_centres, spread, seed):
+    """Rows around random centres on the unit sphere, normalised."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_centres, d))
+    labels = rng.integers(n_centres, size=n)
+    X = centres[labels] + spread * rng.standard_normal((n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True), labels
+
+
+@pytest.fixture
+def small_faces():
+    return clustered_unit_rows(300, 16, 12, 0.5, seed=0)

@@ -1,0 +1,201 @@
+"""Graph core against brute-force references written plainly here."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skdanet.graph import (
+    build_density_graph,
+    chain_roots,
+    density,
+    knn_graph,
+    l2_normalize,
+    otsu_threshold,
+    pruned_cliques,
+)
+
+from .conftest import clustered_unit_rows
+
+
+def brute_knn(X, k):
+    """Self first, then the k most similar other rows (ties: smaller index)."""
+    S = X @ X.T
+    n = len(X)
+    sims, idx = [], []
+    for i in range(n):
+        others = sorted((j for j in range(n) if j != i), key=lambda j: (-S[i, j], j))[:k]
+        idx.append([i] + others)
+        sims.append([S[i, i]] + [S[i, j] for j in others])
+    return np.array(sims), np.array(idx)
+
+
+def brute_chain(i, X, idx, rank, stop, max_length):
+    """Eq. 3 followed literally, one node at a time."""
+    chain = [i]
+    while len(chain) < max_length:
+        c = chain[-1]
+        cands = [u for u in idx[c, 1:] if rank[u] > rank[c]]
+        if not cands:
+            break
+        best = max(cands, key=lambda u: (X[c] @ X[u], rank[u]))
+        if X[c] @ X[best] < stop:
+            break
+        chain.append(best)
+    return chain
+
+
+def test_knn_exact_matches_brute_force(small_faces):
+    X, _ = small_faces
+    sims, idx = knn_graph(X, 10, method="exact")
+    bs, bi = brute_knn(X, 10)
+    np.testing.assert_array_equal(idx, bi)
+    np.testing.assert_allclose(sims, bs, atol=1e-12)
+
+
+def test_knn_normalises_a_copy():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 8)) * 7
+    before = X.copy()
+    sims, _ = knn_graph(X, 5)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_allclose(sims[:, 0], 1.0)
+
+
+def test_knn_clamps_k_with_warning():
+    X, _ = clustered_unit_rows(6, 4, 2, 0.3, seed=2)
+    with pytest.warns(UserWarning, match="n_neighbors=10 but only 5"):
+        sims, idx = knn_graph(X, 10)
+    assert idx.shape == (6, 6)
+    assert all(sorted(row) == list(range(6)) for row in idx.tolist())
+
+
+def test_knn_rejects_zero_rows():
+    X = np.eye(4)
+    X[2] = 0
+    with pytest.raises(ValueError, match="zero norm.*row 2"):
+        knn_graph(X, 2)
+
+
+def test_knn_duplicate_rows_self_first():
+    X, _ = clustered_unit_rows(40, 6, 3, 0.4, seed=3)
+    X = np.vstack([X, X[:10], X[:10]])
+    for method in ("exact", "hnsw"):
+        sims, idx = knn_graph(X, 5, method=method)
+        np.testing.assert_array_equal(idx[:, 0], np.arange(len(X)))
+        # Each row's neighbours are other rows, and its duplicates come first.
+        assert not (idx[:, 1:] == idx[:, :1]).any()
+        np.testing.assert_allclose(sims[:10, 1:3], 1.0, atol=1e-6)
+
+
+def test_hnsw_recall_on_20k():
+    X, _ = clustered_unit_rows(20_000, 128, 2000, 0.6, seed=4)
+    X = X.astype(np.float32)
+    k = 10
+    _, exact = knn_graph(X, k, method="exact")
+    _, approx = knn_graph(X, k, method="hnsw", random_state=0, n_jobs=2)
+    hits = sum(len(set(a[1:]) & set(e[1:])) for a, e in zip(approx, exact))
+    assert hits / (len(X) * k) >= 0.99
+
+
+def test_hnsw_deterministic_for_seed():
+    X, _ = clustered_unit_rows(3000, 32, 50, 0.5, seed=5)
+    a = knn_graph(X, 8, method="hnsw", random_state=7, n_jobs=2)
+    b = knn_graph(X, 8, method="hnsw", random_state=7, n_jobs=1)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_density_is_eq2(small_faces):
+    X, _ = small_faces
+    sims, idx = knn_graph(X, 7)
+    rho = density(sims)
+    expected = [sum(X[i] @ X[j] for j in idx[i, 1:]) for i in range(len(X))]
+    np.testing.assert_allclose(rho, expected)
+
+
+@pytest.mark.parametrize("stop", [-1.0, 0.5, 0.8])
+@pytest.mark.parametrize("max_length", [1, 3, 6])
+def test_chains_match_brute_force(small_faces, stop, max_length):
+    X, _ = small_faces
+    g = build_density_graph(X, 8, tau=0.5, stop_threshold=stop, max_length=max_length)
+    for i in range(len(X)):
+        expected = brute_chain(i, X, g.knn_indices, g.rank, stop, max_length)
+        got = [c for c in g.chains[i] if c >= 0]
+        assert got == expected
+
+
+def test_chain_properties(small_faces):
+    X, _ = small_faces
+    stop, L = 0.6, 5
+    g = build_density_graph(X, 8, tau=0.7, stop_threshold=stop, max_length=L)
+    for chain in g.chains:
+        chain = [c for c in chain if c >= 0]
+        rho = g.density[chain]
+        # strictly increasing density (or equal density with a higher tie-break)
+        assert all(g.rank[a] < g.rank[b] for a, b in zip(chain, chain[1:]))
+        assert np.all(np.diff(rho) >= 0)
+        # each step's similarity is at least the stop threshold
+        assert all(X[a] @ X[b] >= stop - 1e-12 for a, b in zip(chain, chain[1:]))
+        # ends at max length, or where no kNN candidate is higher and similar enough
+        if len(chain) < L:
+            last = chain[-1]
+            nb = g.knn_indices[last, 1:]
+            ok = [u for u in nb if g.rank[u] > g.rank[last] and X[last] @ X[u] >= stop]
+            assert ok == []
+
+
+def test_cliques_satisfy_eq4(small_faces):
+    X, _ = small_faces
+    tau = 0.6
+    sims, idx = knn_graph(X, 9)
+    indptr, members, msims = pruned_cliques(sims, idx, tau)
+    for c in range(len(X)):
+        row = members[indptr[c] : indptr[c + 1]]
+        assert row[0] == c
+        expected = {u for u in idx[c, 1:] if X[u] @ X[c] > tau}
+        assert set(row[1:].tolist()) == expected
+        np.testing.assert_allclose(msims[indptr[c] : indptr[c + 1]], X[row] @ X[c])
+
+
+def test_equal_densities_terminate():
+    # Vertices of a regular simplex: every density ties exactly.
+    X = np.eye(6)
+    X = np.vstack([X, X, X])  # and every row duplicated
+    g = build_density_graph(X, 4, tau=-1.0, stop_threshold=-1.0, max_length=50)
+    roots = chain_roots(g.parent)
+    assert np.all(g.parent[roots] == -1)
+    for chain in g.chains:
+        chain = chain[chain >= 0]
+        assert np.all(np.diff(g.rank[chain]) > 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(5, 60), k=st.integers(1, 8))
+def test_permuting_rows_permutes_outputs(seed, n, k):
+    X, _ = clustered_unit_rows(n, 5, 3, 0.5, seed=seed)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    inv = np.argsort(perm)
+    a = build_density_graph(X, k, tau=0.3, max_length=4)
+    b = build_density_graph(X[perm], k, tau=0.3, max_length=4)
+    # Row i of b is row perm[i] of a; node ids map through inv.
+    np.testing.assert_allclose(b.density, a.density[perm], rtol=1e-12)
+    mapped = np.where(a.chains >= 0, inv[np.maximum(a.chains, 0)], -1)
+    np.testing.assert_array_equal(b.chains, mapped[perm])
+    np.testing.assert_array_equal(np.sort(b.knn_indices[:, 1:], axis=1),
+                                  np.sort(inv[a.knn_indices[perm, 1:]], axis=1))
+
+
+def test_otsu_separates_two_modes():
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.normal(0.83, 0.03, 5000), rng.normal(0.95, 0.015, 1000)])
+    t = otsu_threshold(v)
+    assert 0.86 < t < 0.93
+
+
+def test_l2_normalize_keeps_dtype():
+    X = np.arange(1, 7, dtype=np.float32).reshape(3, 2)
+    Z = l2_normalize(X)
+    assert Z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-6)
