@@ -18,7 +18,7 @@ from ._density import density, is_higher, tie_break_key
 from ._knn import NeighborIndex, clamp_n_neighbors, l2_normalize
 from ._network import TrainedNetwork
 from ._nn import CHAIN_NETWORKS
-from ._trainer import train_network
+from ._trainer import deterministic_torch, train_network
 from .graph import build_density_graph
 
 
@@ -285,7 +285,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         self._set_reference(reference, graph, k, index)
         self.network_ = network
         self.history_ = history
-        with timer("clique embeddings of the reference"):
+        with timer("clique embeddings of the reference"), deterministic_torch(self.n_jobs):
             self.reference_phi_ = self._reference_phi(device)
         return self
 
@@ -350,9 +350,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         device = _resolve_device(self.device)
         dtype = torch.float64 if Q.dtype == np.float64 else torch.float32
         module = self.network_.build_module(dtype=dtype, device=device)
-        for start in range(0, len(Q), 4096):
-            stop = min(len(Q), start + 4096)
-            out[start:stop] = self._embed_queries(Q[start:stop], module, dtype, device)
+        with deterministic_torch(self.n_jobs):
+            for start in range(0, len(Q), 4096):
+                stop = min(len(Q), start + 4096)
+                out[start:stop] = self._embed_queries(Q[start:stop], module, dtype, device)
         return out.astype(X.dtype, copy=False)
 
     def _embed_queries(self, Q, module, dtype, device):

@@ -71,7 +71,10 @@ class TrainedNetwork:
 
     def _empty_module(self):
         c = self.config
-        return DANet(c["in_features"], c["hidden_size"], c["n_components"],
+        # Its random initial weights are overwritten; fork so that building it
+        # leaves torch's global generator as it was.
+        with torch.random.fork_rng(devices=[]):
+            return DANet(c["in_features"], c["hidden_size"], c["n_components"],
                      c["n_gcn_layers"], c["chain_network"])
 
     def _check_state(self):

@@ -6,6 +6,7 @@ calls :func:`train_network` and receives a :class:`TrainedNetwork`.
 
 import copy
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -70,6 +71,27 @@ def calibrate_eps(Z, labels):
     return float(eps), float(best)
 
 
+@contextmanager
+def deterministic_torch(n_jobs):
+    """Deterministic torch algorithms and the requested thread count, restored after.
+
+    With several threads some CPU kernels (index accumulation in backward) sum
+    in a scheduling-dependent order; deterministic mode fixes that, so the
+    same random_state gives the same bits.
+    """
+    threads = torch.get_num_threads()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if n_jobs is not None:
+        torch.set_num_threads(int(n_jobs))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
 def _identity_codes(y):
     return np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
 
@@ -120,16 +142,12 @@ def train_network(reference, graph, y, *, estimator, seed, device):
         torch.manual_seed(seed)
         module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
                        config["n_gcn_layers"], config["chain_network"]).to(device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(est._threads if est.n_jobs is not None else threads)
-    try:
+    with deterministic_torch(est.n_jobs):
         trainer = _Trainer(module, reference, graph, est, rng, device)
         if y is not None:
             eps = trainer.fit_supervised(_identity_codes(y))
         else:
             eps = trainer.fit_label_free()
-    finally:
-        torch.set_num_threads(threads)
     if eps is not None:
         config["eps"] = eps
     return TrainedNetwork.from_module(trainer.module, config), trainer.history

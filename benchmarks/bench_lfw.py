@@ -1,0 +1,143 @@
+"""LFW benchmark: clustering unseen people (issue: DANetEmbedder).
+
+Protocol: LFW features, identities split in half (seeded); every method is
+tuned on the train identities only and reported on the unseen identities:
+pairwise P/R/F, BCubed P/R/F, NMI, number of clusters, seconds.
+
+Usage: python benchmarks/bench_lfw.py [--seeds 0 1 2] [--epochs 30] [--quick]
+"""
+
+import argparse
+import time
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.cluster import DBSCAN, HDBSCAN
+from sklearn.metrics import normalized_mutual_info_score
+
+from skdanet import DANetEmbedder
+from skdanet._demo import clustering_scores, tune_dbscan_eps
+from skdanet.datasets import load_lfw_features, split_identities
+from skdanet.graph import l2_normalize
+
+HAC_GRID = np.round(np.arange(0.03, 0.12, 0.005), 4)  # cosine distance thresholds
+
+
+def score(y, pred, seconds):
+    s = clustering_scores(y, pred)
+    s["nmi"] = normalized_mutual_info_score(y, pred)
+    s["seconds"] = seconds
+    return s
+
+
+def hac_labels(X, threshold):
+    return fcluster(linkage(X, method="average", metric="cosine"), t=threshold,
+                    criterion="distance")
+
+
+def tune(fn, grid, X, y):
+    best, best_s = grid[0], -1
+    for v in grid:
+        s = clustering_scores(y, fn(X, v))
+        if (s["pairwise_f"] + s["bcubed_f"]) / 2 > best_s:
+            best, best_s = v, (s["pairwise_f"] + s["bcubed_f"]) / 2
+    return best
+
+
+def danet_rows(Xtr, ytr, Xte, yte, seed, epochs, variants):
+    rows = {}
+    for name, params in variants.items():
+        t = time.perf_counter()
+        trained = DANetEmbedder(n_epochs=epochs, random_state=seed, **params).fit(Xtr, ytr)
+        train_s = time.perf_counter() - t
+        t = time.perf_counter()
+        emb = DANetEmbedder(network=trained.network_, random_state=seed, **params)
+        Z = emb.fit_transform(Xte)
+        pred = DBSCAN(eps=trained.network_.config["eps"], min_samples=1).fit_predict(Z)
+        s = score(yte, pred, time.perf_counter() - t)
+        s["train_s"] = train_s
+        s["epochs"] = len(trained.history_)
+        s["s_per_epoch"] = float(np.mean([h["dur"] for h in trained.history_]))
+        rows[name] = s
+    return rows
+
+
+def run_seed(seed, epochs, quick):
+    X, y = load_lfw_features(return_X_y=True)
+    tr, te = split_identities(y, test_size=0.5, random_state=seed)
+    Xn = l2_normalize(X.astype(np.float64))
+    rows = {}
+
+    t = time.perf_counter()
+    eps = tune_dbscan_eps(Xn[tr], y[tr])
+    rows["DBSCAN raw"] = score(y[te], DBSCAN(eps=eps, min_samples=1).fit_predict(Xn[te]),
+                               time.perf_counter() - t)
+    t = time.perf_counter()
+    mcs = tune(lambda X_, v: HDBSCAN(min_cluster_size=int(v), copy=True).fit_predict(X_),
+               [2, 3, 4], Xn[tr], y[tr])
+    rows["HDBSCAN raw"] = score(y[te], HDBSCAN(min_cluster_size=int(mcs), copy=True)
+                                .fit_predict(Xn[te]), time.perf_counter() - t)
+    if not quick:
+        t = time.perf_counter()
+        thr = tune(hac_labels, HAC_GRID, Xn[tr], y[tr])
+        rows["HAC average raw"] = score(y[te], hac_labels(Xn[te], thr), time.perf_counter() - t)
+
+    variants = {"DA-Net supervised": {}}
+    if not quick:
+        variants.update({
+            "ablation: GCN only (chain 1)": {"max_chain_length": 1},
+            "ablation: chain without GCN": {"n_gcn_layers": 0},
+            "variant: LSTM chain network": {"chain_network": "lstm"},
+        })
+    rows.update(danet_rows(X[tr], y[tr], X[te], y[te], seed, epochs, variants))
+
+    t = time.perf_counter()
+    emb = DANetEmbedder(n_epochs=epochs, random_state=seed).fit(X[te])
+    Z = emb.transform(X[te])
+    pred = DBSCAN(eps=emb.network_.config["eps"], min_samples=1).fit_predict(Z)
+    rows["DA-Net label-free"] = score(y[te], pred, time.perf_counter() - t)
+    return rows
+
+
+COLS = ["pairwise_p", "pairwise_r", "pairwise_f", "bcubed_p", "bcubed_r", "bcubed_f", "nmi",
+        "n_clusters", "seconds"]
+
+
+def print_table(per_seed):
+    names = list(per_seed[0])
+    print(f"{'method':<32}" + "".join(f"{c:>17}" for c in COLS))
+    for name in names:
+        cells = []
+        for c in COLS:
+            v = np.array([r[name][c] for r in per_seed], dtype=float)
+            cells.append(f"{v.mean():>10.4f}±{v.std():<6.4f}" if c != "n_clusters"
+                         else f"{v.mean():>10.0f}±{v.std():<6.0f}")
+        print(f"{name:<32}" + "".join(cells))
+    for metric in ("pairwise_f", "bcubed_f"):
+        B = np.array([max(r[n][metric] for n in names if "raw" in n) for r in per_seed])
+        for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6)):
+            got = np.array([r[name][metric] for r in per_seed])
+            target = B + (1 - B) / share
+            print(f"target {name:<20} {metric}: {got.mean():.4f} vs B + (1-B)/{share} = "
+                  f"{target.mean():.4f} (B = {B.mean():.4f}) -> "
+                  f"{'met' if np.all(got >= target) else 'NOT met'}")
+    sup = [r["DA-Net supervised"] for r in per_seed]
+    print(f"seconds per epoch (supervised, CPU): {np.mean([s['s_per_epoch'] for s in sup]):.2f}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--quick", action="store_true", help="skip HAC and the ablations")
+    a = p.parse_args()
+    per_seed = []
+    for seed in a.seeds:
+        t = time.perf_counter()
+        per_seed.append(run_seed(seed, a.epochs, a.quick))
+        print(f"# seed {seed} done in {time.perf_counter() - t:.0f} s", flush=True)
+    print_table(per_seed)
+
+
+if __name__ == "__main__":
+    main()
