@@ -136,6 +136,8 @@ def main():
         t = time.perf_counter()
         per_seed.append(run_seed(seed, a.epochs, a.quick))
         print(f"# seed {seed} done in {time.perf_counter() - t:.0f} s", flush=True)
+        if len(a.seeds) > 1:
+            print_table(per_seed[-1:])
     print_table(per_seed)
 
 
