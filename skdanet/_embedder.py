@@ -1,7 +1,5 @@
 """DANetEmbedder: the density-aware feature embedding as a scikit-learn transformer."""
 
-import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
