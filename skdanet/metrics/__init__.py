@@ -7,7 +7,22 @@ from ._clustering import (
     pairwise_precision_recall_fscore,
 )
 
+from ._scorers import (
+    bcubed_f_scorer,
+    cluster_with_trained_network,
+    clustering_scorers,
+    make_transfer_scorer,
+    nmi_scorer,
+    pairwise_f_scorer,
+)
+
 __all__ = [
+    "bcubed_f_scorer",
+    "cluster_with_trained_network",
+    "clustering_scorers",
+    "make_transfer_scorer",
+    "nmi_scorer",
+    "pairwise_f_scorer",
     "bcubed_f_score",
     "bcubed_precision_recall_fscore",
     "pairwise_f_score",

@@ -1,0 +1,189 @@
+"""DensityChainClustering: DA-Net embedding followed by DBSCAN, as one clusterer."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.cluster import DBSCAN
+from sklearn.utils._param_validation import Interval
+
+from ._embedder import DANetEmbedder
+
+# The embedder's parameters, exposed unchanged by the clusterer.
+_EMBEDDER_PARAMS = tuple(DANetEmbedder._parameter_constraints)
+
+
+class DensityChainClustering(ClusterMixin, BaseEstimator):
+    """Cluster faces by identity: DA-Net embedding, then DBSCAN.
+
+    Fits a :class:`DANetEmbedder` on ``X`` (supervised when ``y`` is given,
+    label-free otherwise, or with a given trained ``network`` for people it
+    has never seen), embeds ``X`` through its own density graph and clusters
+    the embedding with DBSCAN. By default DBSCAN's radius is the one
+    calibrated on held-out identities when the network was trained and stored
+    with it (``network_.config["eps"]``), so most users never tune it.
+
+    Parameters
+    ----------
+    k, tau, chain_threshold, max_chain_length, hidden_size, n_components, \
+n_gcn_layers, chain_network, n_epochs, batch_size, learning_rate, \
+weight_decay, pair_margin, pair_scale, validation_fraction, n_iter_no_change, \
+n_rounds, network, graph_method, device, n_jobs, random_state, verbose
+        As in :class:`DANetEmbedder`.
+    eps : float or None, default=None
+        DBSCAN radius in the learned space (unit vectors, Euclidean
+        distance). None uses the network's calibrated radius.
+    min_samples : int, default=1
+        DBSCAN's ``min_samples``. 1 keeps people with a single photo as
+        clusters of their own instead of noise.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each face (consecutive from 0; -1 is noise, only possible
+        with ``min_samples > 1``).
+    embedder_ : DANetEmbedder
+        The fitted embedder.
+    embedding_ : ndarray of shape (n_samples, n_components)
+        The learned embedding of ``X``.
+    eps_ : float
+        The DBSCAN radius used.
+    n_clusters_ : int
+        Number of clusters (noise excluded).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string feature names.
+
+    See Also
+    --------
+    DANetEmbedder : The embedding alone, for use in a Pipeline.
+    sklearn.cluster.DBSCAN : The clustering step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdanet import DensityChainClustering
+    >>> rng = np.random.default_rng(0)
+    >>> centres = rng.normal(size=(4, 16))
+    >>> X = np.repeat(centres, 20, axis=0) + 0.2 * rng.normal(size=(80, 16))
+    >>> y = np.repeat(np.arange(4), 20)
+    >>> model = DensityChainClustering(k=10, n_epochs=5, random_state=0).fit(X, y)
+    >>> model.labels_.shape
+    (80,)
+    """
+
+    _parameter_constraints = {
+        **DANetEmbedder._parameter_constraints,
+        "eps": [Interval(Real, 0, None, closed="neither"), None],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        k=30,
+        tau="auto",
+        chain_threshold=None,
+        max_chain_length=4,
+        eps=None,
+        min_samples=1,
+        hidden_size=128,
+        n_components=None,
+        n_gcn_layers=1,
+        chain_network="attention",
+        n_epochs=30,
+        batch_size=512,
+        learning_rate=1e-3,
+        weight_decay=1e-5,
+        pair_margin=0.7,
+        pair_scale=30.0,
+        validation_fraction=0.2,
+        n_iter_no_change=5,
+        n_rounds=2,
+        network=None,
+        graph_method="auto",
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.k = k
+        self.tau = tau
+        self.chain_threshold = chain_threshold
+        self.max_chain_length = max_chain_length
+        self.eps = eps
+        self.min_samples = min_samples
+        self.hidden_size = hidden_size
+        self.n_components = n_components
+        self.n_gcn_layers = n_gcn_layers
+        self.chain_network = chain_network
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.pair_margin = pair_margin
+        self.pair_scale = pair_scale
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_rounds = n_rounds
+        self.network = network
+        self.graph_method = graph_method
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _make_embedder(self):
+        return DANetEmbedder(**{p: getattr(self, p) for p in _EMBEDDER_PARAMS})
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Embed ``X`` (training the network unless one is given) and cluster it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Face features.
+        y : array-like of shape (n_samples,), default=None
+            Identity labels for supervised training; None trains label-free.
+            Ignored when ``network`` is given.
+
+        Returns
+        -------
+        self : DensityChainClustering
+        """
+        # The embedder validates X (and sets n_features_in_ / feature names
+        # on itself); mirror them here, as Pipeline-like meta-estimators do.
+        embedder = self._make_embedder().fit(X, y)
+        embedding = embedder.transform(X)
+        eps = self.eps if self.eps is not None else embedder.network_.config["eps"]
+        labels = DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(embedding)
+        self.embedder_ = embedder
+        self.embedding_ = embedding
+        self.eps_ = float(eps)
+        self.labels_ = labels
+        self.n_clusters_ = int(len(np.unique(labels[labels >= 0])))
+        self.n_features_in_ = embedder.n_features_in_
+        if hasattr(embedder, "feature_names_in_"):
+            self.feature_names_in_ = embedder.feature_names_in_
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit and return the cluster labels; ``y`` (identities) trains supervised.
+
+        (scikit-learn's default ``fit_predict`` would drop ``y``.)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, y).labels_
+
+    @property
+    def network_(self):
+        """The trained (or given) network of the fitted embedder."""
+        return self.embedder_.network_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags
