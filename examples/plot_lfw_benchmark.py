@@ -32,10 +32,6 @@ train, test = split_identities(y, test_size=0.5, random_state=0)
 Xn = l2_normalize(X.astype(np.float64))
 
 
-def hac(Z, t):
-    return fcluster(linkage(Z, method="average", metric="cosine"), t=t, criterion="distance")
-
-
 def tuned(fn, grid):
     def mean_f(v):
         s = clustering_scores(y[train], fn(Xn[train], v))
@@ -52,8 +48,11 @@ mcs = tuned(lambda Z, v: HDBSCAN(min_cluster_size=v, copy=True).fit_predict(Z), 
 rows["HDBSCAN"] = (HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(Xn[test]),
                    time.perf_counter() - t)
 t = time.perf_counter()
-thr = tuned(hac, np.arange(0.03, 0.12, 0.01))
-rows["HAC (average)"] = (hac(Xn[test], thr), time.perf_counter() - t)
+# One dendrogram per set, cut at each candidate threshold.
+tree = linkage(Xn[train], method="average", metric="cosine")
+thr = tuned(lambda Z, t: fcluster(tree, t=t, criterion="distance"), np.arange(0.03, 0.12, 0.01))
+labels = fcluster(linkage(Xn[test], method="average", metric="cosine"), t=thr, criterion="distance")
+rows["HAC (average)"] = (labels, time.perf_counter() - t)
 t = time.perf_counter()
 trained = DensityChainClustering(n_epochs=10 if SMALL else 30, random_state=0)
 trained.fit(X[train], y[train])

@@ -8,6 +8,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.utils._param_validation import Interval
 
 from ._embedder import DANetEmbedder
+from ._fitting import unfitted_on_failure
 
 # The embedder's parameters, exposed unchanged by the clusterer.
 _EMBEDDER_PARAMS = tuple(DANetEmbedder._parameter_constraints)
@@ -151,6 +152,10 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         -------
         self : DensityChainClustering
         """
+        with unfitted_on_failure(self):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         # The embedder validates X (and sets n_features_in_ / feature names
         # on itself); mirror them here, as Pipeline-like meta-estimators do.
         embedder = self._make_embedder().fit(X, y)

@@ -12,6 +12,7 @@ from . import _progress
 from ._batching import chain_slots, clique_tensors, reference_clique_tensors
 from ._chain import follow_parents, query_parents
 from ._clique import clique_mask
+from ._fitting import unfitted_on_failure
 from ._density import density, is_higher, tie_break_key
 from ._knn import NeighborIndex, clamp_n_neighbors, l2_normalize
 from ._network import TrainedNetwork
@@ -245,6 +246,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         -------
         self : DANetEmbedder
         """
+        with unfitted_on_failure(self):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         if y is not None:
             y = np.asarray(y)

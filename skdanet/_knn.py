@@ -51,8 +51,13 @@ def l2_normalize(X, *, zero_rows="raise"):
         If a row has zero norm: it has no direction, so no cosine similarity.
     """
     X = np.asarray(X)
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
-    zero = np.flatnonzero(norms == 0)
+    # Divide by the largest entry first: squaring 1e200 overflows and squaring
+    # 1e-200 underflows, which would make non-zero rows look infinite or zero.
+    peak = np.abs(X).max(axis=1, initial=0).astype(np.float64)
+    zero = np.flatnonzero(peak == 0)
+    peak[zero] = 1.0
+    scaled = X / peak[:, None]
+    norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
     if zero.size:
         message = (
             f"{zero.size} row(s) of X have zero norm (first: row {zero[0]}); a zero "
@@ -64,7 +69,7 @@ def l2_normalize(X, *, zero_rows="raise"):
         warnings.warn(message + " They are kept as zero vectors, similar to nothing "
                       "and identical to each other.", UserWarning, stacklevel=3)
         norms[zero] = 1.0
-    return (X / norms[:, None]).astype(X.dtype, copy=False)
+    return (scaled / norms[:, None]).astype(X.dtype, copy=False)
 
 
 def clamp_n_neighbors(n_neighbors, n_reference, *, exclude_self):

@@ -1,0 +1,290 @@
+"""Every class of bad input: a clear error (type and message), or the right result."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skdanet import DANetEmbedder, DensityChainClustering
+from skdanet.graph import knn_graph
+from skdanet.metrics import bcubed_f_score, pairwise_f_score
+
+from .conftest import clustered_unit_rows
+
+FAST = dict(k=5, n_epochs=1, hidden_size=8, random_state=0)
+ESTIMATORS = [DANetEmbedder, DensityChainClustering]
+
+
+def data(n=40, d=6):
+    X, y = clustered_unit_rows(n, d, 4, 0.4, seed=1)
+    return X, y
+
+
+def run(est, X, y=None):
+    """fit, then the estimator's output (transform or labels)."""
+    est.fit(X, y)
+    return est.transform(X) if hasattr(est, "transform") else est.labels_
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.nan, "NaN"),
+        (np.inf, "infinity"),
+    ],
+)
+def test_nan_inf_rejected(Est, bad, message):
+    X, _ = data()
+    X[3, 2] = bad
+    with pytest.raises(ValueError, match=message):
+        Est(**FAST).fit(X)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_empty_and_one_sample(Est):
+    with pytest.raises(ValueError, match="0 sample"):
+        Est(**FAST).fit(np.empty((0, 4)))
+    with pytest.raises(ValueError, match="minimum of 2 is required"):
+        Est(**FAST).fit(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="0 feature"):
+        Est(**FAST).fit(np.empty((5, 0)))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_one_feature_works(Est):
+    X = np.random.default_rng(0).normal(size=(30, 1))
+    out = run(Est(**FAST), X)
+    assert len(out) == 30 and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_k_larger_than_n_warns_and_clamps(Est):
+    X, _ = data(n=6)
+    with pytest.warns(UserWarning, match="n_neighbors=5 but only 5|n_neighbors=50 but only 5"):
+        est = Est(**{**FAST, "k": 50}).fit(X)
+    assert est.k_ == 5 if hasattr(est, "k_") else est.embedder_.k_ == 5
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_identical_rows_and_many_duplicates(Est):
+    X = np.tile(np.arange(1.0, 7.0), (25, 1))
+    out = run(Est(**FAST), X)
+    assert np.all(np.isfinite(out))
+    if Est is DensityChainClustering:
+        assert len(np.unique(out)) == 1  # one face, photographed 25 times
+    X2, _ = data()
+    X2 = np.vstack([X2] + [X2[:5]] * 10)
+    assert np.all(np.isfinite(run(Est(**FAST), X2)))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_zero_norm_rows_warn(Est):
+    X, _ = data()
+    X[4] = 0
+    with pytest.warns(UserWarning, match="zero norm.*row 4"):
+        out = run(Est(**FAST), X)
+    assert np.all(np.isfinite(out))
+
+
+def test_graph_core_rejects_zero_rows():
+    X, _ = data()
+    X[1] = 0
+    with pytest.raises(ValueError, match="zero norm"):
+        knn_graph(X, 3)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_unnormalised_rows_are_normalised(Est):
+    X, y = data()
+    scale = np.random.default_rng(0).uniform(0.1, 50, size=(len(X), 1))
+    a = run(Est(**FAST), X, y)
+    b = run(Est(**FAST), X * scale, y)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_int_and_bool_input_converted(Est, dtype):
+    X = (np.random.default_rng(0).uniform(size=(30, 5)) * 4).astype(dtype)
+    X[X.sum(1) == 0, 0] = 1
+    out = run(Est(**FAST), X)
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_object_and_string_input(Est):
+    X, _ = data()
+    run(Est(**FAST), X.astype(object))  # numbers as objects: converted
+    bad = X.astype(str).astype(object)
+    bad[0, 0] = "face"
+    with pytest.raises(ValueError, match="could not convert|Unable to convert"):
+        Est(**FAST).fit(bad)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_lists_accepted(Est):
+    X, y = data()
+    np.testing.assert_allclose(run(Est(**FAST), X.tolist(), y.tolist()), run(Est(**FAST), X, y))
+
+
+def test_dataframe_feature_names_checked_at_transform():
+    X, y = data()
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    emb = DANetEmbedder(**FAST).fit(pd.DataFrame(X, columns=cols), y)
+    assert list(emb.feature_names_in_) == cols
+    with pytest.raises(ValueError, match="feature names"):
+        emb.transform(pd.DataFrame(X, columns=cols[::-1]))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_sparse_rejected(Est):
+    X, _ = data()
+    with pytest.raises(TypeError, match="dense data is required"):
+        Est(**FAST).fit(sp.csr_matrix(X))
+
+
+def test_readonly_memmap(tmp_path):
+    X, y = data()
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    out = DANetEmbedder(**FAST).fit(Xm, y).transform(Xm)
+    np.testing.assert_allclose(out, DANetEmbedder(**FAST).fit(X, y).transform(X))
+
+
+def test_wrong_n_features_at_transform():
+    X, y = data()
+    emb = DANetEmbedder(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but DANetEmbedder is expecting 6"):
+        emb.transform(X[:, :5])
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_labels_one_identity_or_all_singletons(Est):
+    X, _ = data()
+    assert np.all(np.isfinite(run(Est(**FAST), X, np.zeros(len(X)))))
+    assert np.all(np.isfinite(run(Est(**FAST), X, np.arange(len(X)))))
+    with pytest.raises(ValueError, match="1-d array of 40 identity labels"):
+        Est(**FAST).fit(X, np.zeros(3))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize(
+    "param, value",
+    [("k", 0), ("tau", 1.5), ("tau", "otsu"), ("max_chain_length", 0), ("n_epochs", 0),
+     ("learning_rate", -1.0), ("chain_network", "gru"), ("pair_margin", 1.0),
+     ("validation_fraction", 1.0), ("graph_method", "annoy")],
+)
+def test_out_of_range_parameters(Est, param, value):
+    X, _ = data()
+    with pytest.raises(ValueError, match=f"'{param}' parameter of {Est.__name__} must be"):
+        Est(**{**FAST, param: value}).fit(X)
+
+
+def test_bad_device_is_clear():
+    X, _ = data()
+    with pytest.raises(ValueError, match="device='tpu0'"):
+        DANetEmbedder(**{**FAST, "device": "tpu0"}).fit(X)
+
+
+def test_metrics_bad_input():
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        pairwise_f_score([0, 1, 2], [0, 1])
+    with pytest.raises(ValueError, match="empty"):
+        bcubed_f_score([], [])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 25),
+    d=st.integers(0, 5),
+    fill=st.sampled_from(["normal", "zeros", "const", "nan", "huge", "tiny"]),
+    k=st.integers(1, 40),
+    length=st.integers(1, 6),
+    tau=st.one_of(st.just("auto"), st.floats(-1, 1)),
+    supervised=st.booleans(),
+    Est=st.sampled_from(ESTIMATORS),
+)
+def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised, Est):
+    rng = np.random.default_rng(n * 31 + d)
+    X = {
+        "normal": lambda: rng.normal(size=(n, d)),
+        "zeros": lambda: np.zeros((n, d)),
+        "const": lambda: np.full((n, d), 3.0),
+        "nan": lambda: np.where(rng.random((n, d)) < 0.2, np.nan, 1.0),
+        "huge": lambda: rng.normal(size=(n, d)) * 1e300,
+        "tiny": lambda: rng.normal(size=(n, d)) * 1e-300,
+    }[fill]()
+    y = rng.integers(0, 3, size=n) if supervised else None
+    est = Est(k=k, max_chain_length=length, tau=tau, n_epochs=1, hidden_size=4, random_state=0)
+    try:
+        with np.errstate(all="ignore"):
+            out = run(est, X, y)
+    except (ValueError, TypeError) as exc:
+        assert str(exc), "an error must say what is wrong"
+        return
+    assert len(out) == n
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e150, 1e300])
+def test_extreme_magnitudes_normalise_exactly(scale):
+    from skdanet.graph import l2_normalize
+
+    X, _ = data()
+    np.testing.assert_allclose(l2_normalize(X * scale), X, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("Exc", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_fit_leaves_estimator_unfitted(monkeypatch, Exc):
+    import skdanet._trainer as trainer
+
+    X, y = data()
+    X0 = X.copy()
+    fitted = DANetEmbedder(**FAST).fit(X, y)  # a fitted estimator, then refit fails
+
+    def boom(*args, **kwargs):
+        raise Exc("interrupted")
+
+    monkeypatch.setattr(trainer._Trainer, "run_epoch", boom)
+    fresh = DANetEmbedder(**FAST)
+    with pytest.raises(Exc):
+        fresh.fit(X, y)
+    assert not any(k.endswith("_") and not k.startswith("_") for k in vars(fresh))
+    with pytest.raises(Exc):
+        fitted.fit(X, y)
+    assert not any(k.endswith("_") and not k.startswith("_") for k in vars(fitted))
+    np.testing.assert_array_equal(X, X0)
+
+
+def test_load_rejects_other_format_version_and_mismatched_arrays(tmp_path):
+    import json
+
+    from skdanet import TrainedNetwork
+
+    X, y = data()
+    net = DANetEmbedder(**FAST).fit(X, y).network_
+    net.save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(str(arrays["header"][()]))
+
+    header_v2 = dict(header, version=2)
+    np.savez(tmp_path / "v2.npz", **{**arrays, "header": np.array(json.dumps(header_v2))})
+    with pytest.raises(ValueError, match="format version 2; this skdanet reads version 1"):
+        TrainedNetwork.load(tmp_path / "v2.npz")
+
+    wrong = dict(arrays)
+    key = next(k for k in wrong if k.startswith("w/"))
+    wrong[key] = np.zeros((3, 3), dtype=np.float32)
+    np.savez(tmp_path / "shape.npz", **wrong)
+    with pytest.raises(ValueError, match="do not match the declared architecture"):
+        TrainedNetwork.load(tmp_path / "shape.npz")
+
+    bad_config = dict(header, config=dict(header["config"], hidden_size="big"))
+    np.savez(tmp_path / "cfg.npz", **{**arrays, "header": np.array(json.dumps(bad_config))})
+    with pytest.raises(ValueError, match="hidden_size"):
+        TrainedNetwork.load(tmp_path / "cfg.npz")
