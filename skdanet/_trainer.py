@@ -238,6 +238,24 @@ class _Trainer:
         return best_eps
 
     # -- label-free ---------------------------------------------------------
+    def _trusted_pairs(self, labels):
+        """Which pairs of a batch to learn from when labels are pseudo-labels.
+
+        Same pseudo-label: trusted positive. Different pseudo-labels but raw
+        similarity above the clique threshold: the pseudo-labels may have
+        split one person, so the pair is left out rather than pushed apart.
+        """
+        tau = self.graph.tau
+
+        def known(nodes):
+            F_ = self.reference[nodes]
+            raw = torch.as_tensor(F_ @ F_.T, device=self.device)
+            same = torch.as_tensor(labels[nodes][:, None] == labels[nodes][None, :],
+                                   device=self.device)
+            return same | (raw < tau)
+
+        return known
+
     def fit_label_free(self):
         """Pseudo-labels from density chains on the raw features, refined over rounds.
 
@@ -253,9 +271,10 @@ class _Trainer:
         labels = anchors
         eps = None
         for round_ in range(1, est.n_rounds + 1):
+            known = self._trusted_pairs(labels)
             for epoch in range(1, est.n_epochs + 1):
                 start = time.perf_counter()
-                loss = self.run_epoch(nodes, labels, epoch)
+                loss = self.run_epoch(nodes, labels, epoch, known=known)
                 self.log(round=round_, epoch=epoch, train_loss=loss,
                          dur=time.perf_counter() - start)
             Z = self.embed(nodes)
