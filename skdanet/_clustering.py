@@ -89,7 +89,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         min_samples=1,
         hidden_size=128,
         n_components=None,
-        n_gcn_layers=1,
+        n_gcn_layers=0,
         chain_network="attention",
         n_epochs=30,
         batch_size=512,
