@@ -16,6 +16,7 @@ Conventions shared by the whole graph core:
 import warnings
 
 import numpy as np
+from sklearn.utils import check_array
 
 # Below this many reference rows the exact blocked search is both fast enough
 # and exact; above it the HNSW index wins by a growing margin.
@@ -289,7 +290,8 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normal
     >>> idx.tolist()
     [[0, 1], [1, 0], [2, 1]]
     """
-    X = np.asarray(X)
+    X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                    input_name="X")
     if normalize:
         X = l2_normalize(X)
     n = X.shape[0]

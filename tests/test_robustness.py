@@ -288,3 +288,38 @@ def test_load_rejects_other_format_version_and_mismatched_arrays(tmp_path):
     np.savez(tmp_path / "cfg.npz", **{**arrays, "header": np.array(json.dumps(bad_config))})
     with pytest.raises(ValueError, match="hidden_size"):
         TrainedNetwork.load(tmp_path / "cfg.npz")
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, "NaN"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), ValueError, "infinity"),
+        (np.ones((1, 3)), ValueError, "minimum of 2 is required"),
+        (np.ones(5), ValueError, "Expected 2D array"),
+        (sp.csr_matrix(np.eye(3)), TypeError, "dense data is required"),
+    ],
+)
+def test_graph_core_bad_input(X, error, message):
+    from skdanet.graph import build_density_graph
+
+    with pytest.raises(error, match=message):
+        knn_graph(X, 2)
+    with pytest.raises(error, match=message):
+        build_density_graph(X, 2)
+
+
+def test_split_identities_bad_input():
+    from skdanet.datasets import split_identities
+
+    with pytest.raises(ValueError, match="test_size must be in"):
+        split_identities([0, 1, 2], test_size=1.5)
+    with pytest.raises(ValueError, match="at least two identities"):
+        split_identities([4, 4, 4])
+
+
+def test_load_missing_file(tmp_path):
+    from skdanet import TrainedNetwork
+
+    with pytest.raises(FileNotFoundError):
+        TrainedNetwork.load(tmp_path / "nope.npz")
