@@ -197,7 +197,8 @@ def test_metrics_bad_input():
         bcubed_f_score([], [])
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# deadline: each example must finish in 30 s (no hangs).
+@settings(max_examples=30, deadline=30_000, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 25),
     d=st.integers(0, 5),
