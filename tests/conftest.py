@@ -11,6 +11,16 @@ def clustered_unit_rows(n, d, n_centres, spread, seed):
     return X / np.linalg.norm(X, axis=1, keepdims=True), labels
 
 
+def lfw_largest_people(n_people):
+    """Every third LFW face of the ``n_people`` people with the most photos: real, small."""
+    from skdanet.datasets import load_lfw_features
+
+    X, y = load_lfw_features(return_X_y=True)
+    largest = np.argsort(np.bincount(y))[::-1][:n_people]
+    keep = np.isin(y, largest) & (np.arange(len(y)) % 3 == 0)
+    return X[keep], y[keep]
+
+
 @pytest.fixture
 def small_faces():
     return clustered_unit_rows(300, 16, 12, 0.5, seed=0)

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import check_clustering
 
 from skdanet import DANetEmbedder, DensityChainClustering
-from skdanet.datasets import load_lfw_features, split_identities
+from skdanet.datasets import split_identities
 from skdanet.metrics import (
     bcubed_f_score,
     bcubed_f_scorer,
@@ -21,14 +21,12 @@ from skdanet.metrics import (
     pairwise_f_scorer,
 )
 
+from .conftest import lfw_largest_people
+
 
 @pytest.fixture(scope="module")
 def lfw_people():
-    """Every third face of the 40 people with the most photos."""
-    X, y = load_lfw_features(return_X_y=True)
-    counts = np.bincount(y)
-    keep = np.isin(y, np.argsort(counts)[::-1][:40]) & (np.arange(len(y)) % 3 == 0)
-    return X[keep], y[keep]
+    return lfw_largest_people(40)
 
 
 def test_defaults_pass_check_clustering_on_blobs():

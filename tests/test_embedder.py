@@ -13,19 +13,15 @@ from sklearn.base import clone
 from sklearn.cluster import DBSCAN
 
 from skdanet import DANetEmbedder, TrainedNetwork
-from skdanet.datasets import load_lfw_features, split_identities
+from skdanet.datasets import split_identities
 from skdanet.metrics import bcubed_f_score
 
-from .conftest import clustered_unit_rows
+from .conftest import clustered_unit_rows, lfw_largest_people
 
 
 @pytest.fixture(scope="module")
 def lfw_subset():
-    """Faces of the 60 people with the most photos, a real but small problem."""
-    X, y = load_lfw_features(return_X_y=True)
-    counts = np.bincount(y)
-    keep = np.isin(y, np.argsort(counts)[::-1][:60]) & (np.arange(len(y)) % 3 == 0)
-    return X[keep], y[keep]
+    return lfw_largest_people(60)
 
 
 @pytest.fixture(scope="module")
