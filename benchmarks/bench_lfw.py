@@ -15,7 +15,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.metrics import normalized_mutual_info_score
 
-from skdanet import DANetEmbedder
+from skdanet import DANetEmbedder, DensityChainClustering
 from skdanet._demo import clustering_scores, tune_dbscan_eps
 from skdanet.datasets import load_lfw_features, split_identities
 from skdanet.graph import l2_normalize
@@ -51,9 +51,8 @@ def danet_rows(Xtr, ytr, Xte, yte, seed, epochs, variants):
         trained = DANetEmbedder(n_epochs=epochs, random_state=seed, **params).fit(Xtr, ytr)
         train_s = time.perf_counter() - t
         t = time.perf_counter()
-        emb = DANetEmbedder(network=trained.network_, random_state=seed, **params)
-        Z = emb.fit_transform(Xte)
-        pred = DBSCAN(eps=trained.network_.config["eps"], min_samples=1).fit_predict(Z)
+        pred = DensityChainClustering(network=trained.network_, random_state=seed,
+                                      **params).fit(Xte).labels_
         s = score(yte, pred, time.perf_counter() - t)
         s["train_s"] = train_s
         s["epochs"] = len(trained.history_)
@@ -101,9 +100,7 @@ def run_seed(seed, epochs, quick, methods=None):
 
     if wanted("DA-Net label-free"):
         t = time.perf_counter()
-        emb = DANetEmbedder(n_epochs=epochs, random_state=seed).fit(X[te])
-        Z = emb.transform(X[te])
-        pred = DBSCAN(eps=emb.network_.config["eps"], min_samples=1).fit_predict(Z)
+        pred = DensityChainClustering(n_epochs=epochs, random_state=seed).fit(X[te]).labels_
         rows["DA-Net label-free"] = score(y[te], pred, time.perf_counter() - t)
     return rows
 

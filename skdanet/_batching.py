@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 
-def clique_tensors(centre_features, reference, neighbor_indices, neighbor_mask, *, dtype, device):
+def clique_tensors(centre_features, reference, neighbor_indices, neighbor_mask, *, dtype, device,
+                   centre_only=False):
     """Padded clique member features, the centre first.
 
     Parameters
@@ -20,12 +21,18 @@ def clique_tensors(centre_features, reference, neighbor_indices, neighbor_mask, 
         Reference indices of the centre's kNN neighbours.
     neighbor_mask : ndarray of shape (B, k), bool
         Which neighbours are in the pruned clique (Eq. 4).
+    centre_only : bool, default=False
+        Return the centres alone (width 1): what a clique network without
+        graph-convolution layers reads, without gathering the members.
 
     Returns
     -------
     members : Tensor of shape (B, width, d), width = 1 + widest clique
     mask : BoolTensor of shape (B, width)
     """
+    if centre_only:
+        neighbor_mask = np.zeros((len(neighbor_indices), 0), dtype=bool)
+        neighbor_indices = neighbor_mask.astype(np.int64)
     width = int(neighbor_mask.sum(axis=1).max(initial=0))
     # Move clique members to the front of each row, keeping their order.
     order = np.argsort(~neighbor_mask, axis=1, kind="stable")[:, :width]
@@ -40,11 +47,12 @@ def clique_tensors(centre_features, reference, neighbor_indices, neighbor_mask, 
     )
 
 
-def reference_clique_tensors(nodes, reference, knn_indices, clique_mask, *, dtype, device):
+def reference_clique_tensors(nodes, reference, knn_indices, clique_mask, *, dtype, device,
+                             centre_only=False):
     """Clique tensors of reference nodes (their kNN lists are self first)."""
     return clique_tensors(
         reference[nodes], reference, knn_indices[nodes, 1:], clique_mask[nodes, 1:],
-        dtype=dtype, device=device,
+        dtype=dtype, device=device, centre_only=centre_only,
     )
 
 

@@ -5,10 +5,13 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.cluster import DBSCAN
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._embedder import DANetEmbedder
 from ._fitting import unfitted_on_failure
+from ._graph_dbscan import graph_dbscan, knn_edge_distances, percolation_safe_eps
+from ._knn import EXACT_SEARCH_MAX_ROWS
+from ._progress import StageTimer
 
 # The embedder's parameters, exposed unchanged by the clusterer.
 _EMBEDDER_PARAMS = tuple(DANetEmbedder._parameter_constraints)
@@ -27,16 +30,28 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
     Parameters
     ----------
     k, tau, chain_threshold, max_chain_length, hidden_size, n_components, \
-n_gcn_layers, chain_network, n_epochs, batch_size, learning_rate, \
-weight_decay, pair_margin, pair_scale, validation_fraction, n_iter_no_change, \
+n_gcn_layers, chain_network, n_epochs, batch_size, inference_batch_size, \
+learning_rate, weight_decay, pair_margin, pair_scale, validation_fraction, n_iter_no_change, \
 n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         As in :class:`DANetEmbedder`.
     eps : float or None, default=None
         DBSCAN radius in the learned space (unit vectors, Euclidean
-        distance). None uses the network's calibrated radius.
+        distance). None uses the network's calibrated radius, lowered in
+        steps of 0.025 while at that radius the largest cluster grows
+        abruptly: past a radius that shrinks as the number of faces grows,
+        single-linkage DBSCAN chains different people into one giant cluster,
+        and a radius calibrated on a few thousand held-out faces can be past
+        it on a million (``eps_`` is the radius used).
     min_samples : int, default=1
         DBSCAN's ``min_samples``. 1 keeps people with a single photo as
         clusters of their own instead of noise.
+    dbscan_algorithm : {"auto", "exact", "knn"}, default="auto"
+        ``"exact"``: :class:`sklearn.cluster.DBSCAN` over all pairs of faces.
+        ``"knn"``: DBSCAN over the pairs of the kNN graph the embedding was
+        computed on (each face and its ``k`` nearest neighbours), O(n k) time
+        and memory; the same clusters whenever a face's ``eps``-neighbours in
+        the embedding are among its ``k`` nearest raw neighbours.
+        ``"auto"``: exact up to 30,000 faces, knn above.
 
     Attributes
     ----------
@@ -51,6 +66,8 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         The DBSCAN radius used.
     n_clusters_ : int
         Number of clusters (noise excluded).
+    timings_ : dict
+        Seconds per stage: the embedder's (see :class:`DANetEmbedder`) and "DBSCAN".
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string feature names.
@@ -77,6 +94,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         **DANetEmbedder._parameter_constraints,
         "eps": [Interval(Real, 0, None, closed="neither"), None],
         "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "dbscan_algorithm": [StrOptions({"auto", "exact", "knn"})],
     }
 
     def __init__(
@@ -87,12 +105,14 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         max_chain_length=4,
         eps=None,
         min_samples=1,
+        dbscan_algorithm="auto",
         hidden_size=128,
         n_components=None,
         n_gcn_layers=0,
         chain_network="attention",
         n_epochs=30,
         batch_size=512,
+        inference_batch_size=4096,
         learning_rate=1e-3,
         weight_decay=1e-5,
         pair_margin=0.7,
@@ -113,12 +133,14 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         self.max_chain_length = max_chain_length
         self.eps = eps
         self.min_samples = min_samples
+        self.dbscan_algorithm = dbscan_algorithm
         self.hidden_size = hidden_size
         self.n_components = n_components
         self.n_gcn_layers = n_gcn_layers
         self.chain_network = chain_network
         self.n_epochs = n_epochs
         self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.pair_margin = pair_margin
@@ -158,19 +180,36 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
     def _fit(self, X, y):
         # The embedder validates X (and sets n_features_in_ / feature names
         # on itself); mirror them here, as Pipeline-like meta-estimators do.
-        embedder = self._make_embedder().fit(X, y)
-        embedding = embedder.transform(X)
-        eps = self.eps if self.eps is not None else embedder.network_.config["eps"]
-        labels = DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(embedding)
+        embedder = self._make_embedder()
+        embedding = embedder.fit_transform(X, y)
+        timer = StageTimer(self.verbose, prefix="[DensityChainClustering]")
+        with timer("DBSCAN"):
+            neighbors = embedder.knn_indices_[:, 1:]
+            distances = knn_edge_distances(embedding, neighbors)
+            eps = self.eps
+            if eps is None:
+                eps = percolation_safe_eps(embedding, neighbors, embedder.network_.config["eps"],
+                                           distances=distances)
+            if self._dbscan_on_knn(len(embedding)):
+                labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,
+                                      distances=distances)
+            else:
+                labels = DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(embedding)
         self.embedder_ = embedder
         self.embedding_ = embedding
         self.eps_ = float(eps)
+        self.timings_ = {**embedder.timings_, **timer.timings}
         self.labels_ = labels
         self.n_clusters_ = int(len(np.unique(labels[labels >= 0])))
         self.n_features_in_ = embedder.n_features_in_
         if hasattr(embedder, "feature_names_in_"):
             self.feature_names_in_ = embedder.feature_names_in_
         return self
+
+    def _dbscan_on_knn(self, n_samples):
+        if self.dbscan_algorithm == "auto":
+            return n_samples > EXACT_SEARCH_MAX_ROWS
+        return self.dbscan_algorithm == "knn"
 
     def fit_predict(self, X, y=None):
         """Fit and return the cluster labels; ``y`` (identities) trains supervised.

@@ -2,7 +2,7 @@
 
 Run with ``python -m skdanet``. Trains DA-Net on half of the LFW identities,
 embeds the other half through its own kNN graph with the trained network,
-clusters with DBSCAN at the calibrated eps, and prints pairwise / BCubed F
+clusters with DBSCAN at the calibrated eps (DensityChainClustering), and prints pairwise / BCubed F
 next to DBSCAN on the raw features (its eps tuned on the training half).
 """
 
@@ -12,6 +12,7 @@ import time
 import numpy as np
 from sklearn.cluster import DBSCAN
 
+from ._clustering import DensityChainClustering
 from ._embedder import DANetEmbedder
 from ._knn import l2_normalize
 from .datasets import load_lfw_features, split_identities
@@ -66,9 +67,8 @@ def main(argv=None):
     trained = DANetEmbedder(n_epochs=args.epochs, random_state=args.seed,
                             verbose=args.verbose).fit(X[train], y[train])
     network = trained.network_
-    Z = DANetEmbedder(network=network, random_state=args.seed).fit_transform(X[test])
-    eps = network.config["eps"]
-    pred = DBSCAN(eps=eps, min_samples=1).fit_predict(Z)
+    model = DensityChainClustering(network=network, random_state=args.seed).fit(X[test])
+    eps, pred = model.eps_, model.labels_
     rows.append(("DA-Net (trained on other people) + DBSCAN", eps,
                  clustering_scores(y[test], pred), time.perf_counter() - start))
 

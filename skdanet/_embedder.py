@@ -1,5 +1,6 @@
 """DANetEmbedder: the density-aware feature embedding as a scikit-learn transformer."""
 
+import time
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,7 +15,7 @@ from ._chain import follow_parents, query_parents
 from ._clique import clique_mask
 from ._fitting import unfitted_on_failure
 from ._density import density, is_higher, tie_break_key
-from ._knn import NeighborIndex, clamp_n_neighbors, l2_normalize
+from ._knn import NeighborIndex, clamp_n_neighbors, knn_graph, l2_normalize
 from ._network import TrainedNetwork
 from ._nn import CHAIN_NETWORKS
 from ._trainer import deterministic_torch, train_network
@@ -90,6 +91,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Maximum training epochs (each round, for label-free training).
     batch_size : int, default=512
         Faces per training batch (grouped by kNN neighbourhood).
+    inference_batch_size : int, default=4096
+        Faces embedded at a time by ``transform`` (and after ``fit``): bounds
+        the memory of the clique and chain networks at inference, whatever
+        the number of faces.
     learning_rate : float, default=1e-3
         Adam step size.
     weight_decay : float, default=1e-5
@@ -109,14 +114,15 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     network : TrainedNetwork or None, default=None
         A trained network: ``fit`` then only builds the graph of ``X`` and
         embeds through it, without training (transfer to unseen people).
-    graph_method : {"auto", "exact", "hnsw"}, default="auto"
-        kNN search: exact up to 30,000 faces, HNSW above.
+    graph_method : {"auto", "exact", "ivf", "hnsw"}, default="auto"
+        kNN search: exact up to 30,000 faces, an inverted-file index above
+        (deterministic, parallel over ``n_jobs``); HNSW as an alternative.
     device : str, default="cpu"
         Torch device for training and inference ("cpu", "cuda").
     n_jobs : int or None, default=None
         Threads for kNN queries and torch; None means 1.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, batch order, the validation split and the HNSW
+        Seeds initialisation, batch order, the validation split and the kNN
         index. An int gives bit-identical results run to run.
     verbose : int, default=0
         1: per-epoch table (loss, held-out score, seconds) and stage timings.
@@ -136,6 +142,9 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         The L2-normalised fitted faces, through which ``transform`` embeds.
     history_ : list of dict
         Per-epoch training log (empty when a network was given).
+    timings_ : dict
+        Seconds per stage of the last fit ("kNN graph", "density and chains",
+        "training", "clique network"; "chain network" after ``fit_transform``).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string feature names.
@@ -168,6 +177,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         "chain_network": [StrOptions(set(CHAIN_NETWORKS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "pair_margin": [Interval(Real, -1, 1, closed="neither")],
@@ -176,7 +186,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "network": [TrainedNetwork, None],
-        "graph_method": [StrOptions({"auto", "exact", "hnsw"})],
+        "graph_method": [StrOptions({"auto", "exact", "ivf", "hnsw"})],
         "device": [str, torch.device],
         "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -195,6 +205,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         chain_network="attention",
         n_epochs=30,
         batch_size=512,
+        inference_batch_size=4096,
         learning_rate=1e-3,
         weight_decay=1e-5,
         pair_margin=0.7,
@@ -219,6 +230,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         self.chain_network = chain_network
         self.n_epochs = n_epochs
         self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.pair_margin = pair_margin
@@ -274,12 +286,17 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
 
         reference = l2_normalize(X, zero_rows="warn")
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
-        with timer("kNN graph, density, chains"):
+        with timer("kNN graph"):
             index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
-                                  n_jobs=self._threads)
+                                  n_jobs=self._threads,
+                                  progress=_progress.BatchProgress(self.verbose, "kNN search",
+                                                                   len(reference)))
+            knn = knn_graph(reference, k, normalize=False, index=index)
+            index.progress = None  # not part of the fitted state (nor of its pickle)
+        with timer("density and chains"):
             graph = build_density_graph(
                 reference, k, tau=self.tau, stop_threshold=self.chain_threshold,
-                max_length=self.max_chain_length, index=index,
+                max_length=self.max_chain_length, knn=knn,
             )
         if self.network is not None:
             network, history = self.network, []
@@ -293,8 +310,9 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         self._set_reference(reference, graph, k, index)
         self.network_ = network
         self.history_ = history
-        with timer("clique embeddings of the reference"), deterministic_torch(self.n_jobs):
+        with timer("clique network"), deterministic_torch(self.n_jobs):
             self.reference_phi_ = self._reference_phi(device)
+        self.timings_ = dict(timer.timings)
         return self
 
     @property
@@ -321,12 +339,16 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         mask = clique_mask(self.knn_sims_, self.tau_)
         n = len(self.reference_)
         out = np.empty((n, self.network_.config["hidden_size"]), dtype=self.reference_.dtype)
+        progress = _progress.BatchProgress(self.verbose, "clique embeddings", n,
+                                           -(-n // self.inference_batch_size))
         with torch.no_grad():
-            for start in range(0, n, 2048):
-                nodes = np.arange(start, min(n, start + 2048))
+            for batch, start in enumerate(range(0, n, self.inference_batch_size), 1):
+                nodes = np.arange(start, min(n, start + self.inference_batch_size))
                 members, mmask = reference_clique_tensors(
-                    nodes, self.reference_, self.knn_indices_, mask, dtype=dtype, device=device)
+                    nodes, self.reference_, self.knn_indices_, mask, dtype=dtype, device=device,
+                    centre_only=not module.clique.layers)
                 out[nodes] = module.clique(members, mmask).cpu().numpy()
+                progress(batch, nodes[-1] + 1)
         return out
 
     # ------------------------------------------------------------ transform
@@ -354,18 +376,64 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
+
+        def neighbours(start, stop):
+            return self.index_.query(Q[start:stop], self.k_)
+
+        return self._embed(Q, neighbours, "transform").astype(X.dtype, copy=False)
+
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return its embedding, through the graph built by fit.
+
+        Equal to ``fit(X).transform(X)``, without searching the neighbours of
+        every face a second time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Identity labels (see :meth:`fit`).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+        """
+        self.fit(X, y)
+        k = self.k_
+
+        def neighbours(start, stop):
+            # A reference face's neighbours, itself excluded, and itself as its twin.
+            rows = np.arange(start, stop)
+            return (self.knn_sims_[start:stop, 1 : k + 1],
+                    self.knn_indices_[start:stop, 1 : k + 1], rows)
+
+        # reference_ has the dtype transform would return (float32 or float64).
+        start = time.perf_counter()
+        Z = self._embed(self.reference_, neighbours, "chain network")
+        self.timings_["chain network"] = time.perf_counter() - start
+        if self.verbose:
+            print(f"[DANetEmbedder] chain network: {self.timings_['chain network']:.2f} s",
+                  flush=True)
+        return Z
+
+    def _embed(self, Q, neighbours, stage):
+        """Embed the rows of ``Q`` in batches; ``neighbours(start, stop)`` gives their graph."""
         out = np.empty((len(Q), self.network_.config["n_components"]), dtype=self.reference_.dtype)
         device = _resolve_device(self.device)
         dtype = torch.float64 if Q.dtype == np.float64 else torch.float32
         module = self.network_.build_module(dtype=dtype, device=device)
+        n_batches = -(-len(Q) // self.inference_batch_size)
+        progress = _progress.BatchProgress(self.verbose, stage, len(Q), n_batches)
         with deterministic_torch(self.n_jobs):
-            for start in range(0, len(Q), 4096):
-                stop = min(len(Q), start + 4096)
-                out[start:stop] = self._embed_queries(Q[start:stop], module, dtype, device)
-        return out.astype(X.dtype, copy=False)
+            for batch, start in enumerate(range(0, len(Q), self.inference_batch_size), 1):
+                stop = min(len(Q), start + self.inference_batch_size)
+                out[start:stop] = self._embed_queries(
+                    Q[start:stop], neighbours(start, stop), module, dtype, device)
+                progress(batch, stop)
+        return out
 
-    def _embed_queries(self, Q, module, dtype, device):
-        sims, idx, twin = self.index_.query(Q, self.k_)
+    def _embed_queries(self, Q, neighbours, module, dtype, device):
+        sims, idx, twin = neighbours
         # Density and order of each query against the reference (Eq. 2, 3).
         rho = density(np.concatenate([np.ones((len(Q), 1), sims.dtype), sims], axis=1))
         key = tie_break_key(Q)
@@ -375,7 +443,8 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         rest = follow_parents(first, self.parent_, self.max_chain_length - 1)
         with torch.no_grad():
             members, mmask = clique_tensors(Q, self.reference_, idx, sims > self.tau_,
-                                            dtype=dtype, device=device)
+                                            dtype=dtype, device=device,
+                                            centre_only=not module.clique.layers)
             phi_q = module.clique(members, mmask)
             nodes, slots, smask = chain_slots(rest)
             phi_ref = torch.as_tensor(self.reference_phi_[nodes], dtype=dtype, device=device)

@@ -1,5 +1,8 @@
 """k-nearest-neighbour search over L2-normalised rows (cosine similarity).
 
+Three searches: exact blocked products (small sets), an inverted-file index
+(``_ivf.py``: the default above ``EXACT_SEARCH_MAX_ROWS``, deterministic and
+parallel) and HNSW (hnswlib, built on one thread so that it is deterministic).
 Plain numpy / hnswlib: no torch and no estimator plumbing, so that this stage
 can be tested against brute force and benchmarked on its own.
 
@@ -18,8 +21,10 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
+from ._ivf import IVFIndex
+
 # Below this many reference rows the exact blocked search is both fast enough
-# and exact; above it the HNSW index wins by a growing margin.
+# and exact; above it the inverted-file index wins by a growing margin.
 EXACT_SEARCH_MAX_ROWS = 30_000
 
 # Exact search computes similarities for a block of query rows at a time; the
@@ -96,6 +101,15 @@ def _sort_neighbors(sims, idx):
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
+def row_similarities(Q, R, idx, block=16_384):
+    """``sims[i, j] = <Q[i], R[idx[i, j]]>``, each row on its own (row-independent bits)."""
+    sims = np.empty(idx.shape, dtype=Q.dtype)
+    for start in range(0, len(Q), block):
+        rows = slice(start, start + block)
+        sims[rows] = np.einsum("ij,ikj->ik", Q[rows], R[idx[rows]])
+    return sims
+
+
 def exact_knn(Q, R, n_neighbors):
     """Exact top-``n_neighbors`` of each row of ``Q`` among the rows of ``R``.
 
@@ -132,27 +146,34 @@ class NeighborIndex:
     ----------
     R : ndarray of shape (n_reference, n_features)
         L2-normalised reference rows (see :func:`l2_normalize`).
-    method : {"auto", "exact", "hnsw"}
-        ``"auto"`` uses exact search up to ``EXACT_SEARCH_MAX_ROWS`` rows.
+    method : {"auto", "exact", "ivf", "hnsw"}
+        ``"auto"`` uses exact search up to ``EXACT_SEARCH_MAX_ROWS`` rows and
+        the inverted-file index above.
     random_state : int
-        Seed of the HNSW level generator; the index is built single-threaded so
-        that it is the same for a given seed.
+        Seed of the IVF k-means or of the HNSW level generator (the HNSW index
+        is built single-threaded so that it is the same for a given seed).
     n_jobs : int
-        Threads used by HNSW queries (queries do not modify the index, so the
-        result does not depend on it).
+        Threads used by IVF and HNSW (the result does not depend on it).
+    progress : callable or None
+        ``progress(i, n_done, m)`` after each chunk of an IVF search (verbose
+        output of long runs).
     """
 
-    def __init__(self, R, *, method="auto", random_state=0, n_jobs=1):
+    def __init__(self, R, *, method="auto", random_state=0, n_jobs=1, progress=None):
         self.R = R
+        self.progress = progress
         if method == "auto":
-            method = "exact" if R.shape[0] <= EXACT_SEARCH_MAX_ROWS else "hnsw"
-        if method not in ("exact", "hnsw"):
-            raise ValueError(f"method must be 'auto', 'exact' or 'hnsw', got {method!r}.")
+            method = "exact" if R.shape[0] <= EXACT_SEARCH_MAX_ROWS else "ivf"
+        if method not in ("exact", "ivf", "hnsw"):
+            raise ValueError(
+                f"method must be 'auto', 'exact', 'ivf' or 'hnsw', got {method!r}.")
         self.method = method
         self.n_jobs = n_jobs
-        self._hnsw = None
+        self._hnsw = self._ivf = None
         if method == "hnsw":
             self._hnsw = self._build_hnsw(R, random_state)
+        elif method == "ivf":
+            self._ivf = IVFIndex(R, random_state=random_state, n_jobs=n_jobs)
 
     @staticmethod
     def _build_hnsw(R, random_state):
@@ -178,16 +199,29 @@ class NeighborIndex:
         if n_neighbors == 0:
             return (np.empty((Q.shape[0], 0), Q.dtype), np.empty((Q.shape[0], 0), np.int64))
         if self.method == "exact":
-            return exact_knn(Q, self.R, n_neighbors)
-        self._hnsw.set_ef(max(HNSW_EF_SEARCH_MIN, 2 * n_neighbors))
-        labels, dist = self._hnsw.knn_query(
-            np.asarray(Q, dtype=np.float32), k=n_neighbors, num_threads=self.n_jobs
-        )
-        idx = labels.astype(np.int64)
-        # Recompute similarities in the data's precision: HNSW distances are float32
-        # and would make exact and approximate graphs disagree in the last bits.
-        sims = np.einsum("ij,ikj->ik", Q, self.R[idx]).astype(Q.dtype, copy=False)
-        return _sort_neighbors(sims, idx)
+            _, idx = exact_knn(Q, self.R, n_neighbors)
+        elif self.method == "ivf":
+            idx = self._search_ivf(Q, n_neighbors)
+        else:
+            self._hnsw.set_ef(max(HNSW_EF_SEARCH_MIN, 2 * n_neighbors))
+            labels, _ = self._hnsw.knn_query(
+                np.asarray(Q, dtype=np.float32), k=n_neighbors, num_threads=self.n_jobs
+            )
+            idx = labels.astype(np.int64)
+        # Similarities recomputed one row at a time in the data's precision: matrix
+        # products round differently depending on how many rows share a call, and
+        # HNSW's are float32; this way a face's graph is the same bits whether it
+        # was searched alone, in a batch, or with another method.
+        return _sort_neighbors(row_similarities(Q, self.R, idx), idx)
+
+    def _search_ivf(self, Q, n_neighbors):
+        _, idx = self._ivf.search(Q, n_neighbors, progress=self.progress)
+        # A query whose lists hold fewer than k rows (tiny or very unbalanced
+        # sets) gets the exact answer instead of padding.
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if len(short):
+            idx[short] = exact_knn(Q[short], self.R, n_neighbors)[1]
+        return idx
 
     def query(self, Q, n_neighbors, self_indices=None):
         """Neighbours of query rows, each query's own copy in the reference excluded.
@@ -262,12 +296,13 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normal
     n_neighbors : int
         Number of neighbours k of each row (itself excluded). Clamped to
         ``n_samples - 1`` with a warning.
-    method : {"auto", "exact", "hnsw"}, default="auto"
-        Exact blocked search up to ``EXACT_SEARCH_MAX_ROWS`` rows, HNSW above.
+    method : {"auto", "exact", "ivf", "hnsw"}, default="auto"
+        Exact blocked search up to ``EXACT_SEARCH_MAX_ROWS`` rows, the
+        inverted-file index (``"ivf"``) above; ``"hnsw"`` is an alternative.
     random_state : int, default=0
-        Seed of the HNSW index (the exact search uses none).
+        Seed of the IVF or HNSW index (the exact search uses none).
     n_jobs : int, default=1
-        Threads for HNSW queries.
+        Threads for the IVF and HNSW search; the result does not depend on it.
     normalize : bool, default=True
         L2-normalise the rows first (a copy; ``X`` is never modified).
     index : NeighborIndex, optional

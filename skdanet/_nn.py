@@ -51,6 +51,9 @@ class CliqueGCN(nn.Module):
         -------
         phi : Tensor of shape (n_cliques, hidden)
         """
+        if not self.layers:
+            # No graph convolution: phi is the centre's projection alone.
+            return self.project(members[:, 0])
         maskf = mask.to(members.dtype)
         # Negative similarities carry no "same person" evidence; clamping also
         # keeps the degree positive (the centre's self-similarity is > 0).
@@ -67,8 +70,6 @@ class CliqueGCN(nn.Module):
                 h = torch.relu(alpha[i] * h[:, 0] + (1 - alpha[i]) * (propagate[:, 0:1] @ layer(h))[:, 0])
             else:
                 h = torch.relu(alpha[i] * h + (1 - alpha[i]) * propagate @ layer(h))
-        if not self.layers:
-            h = h[:, 0]
         return h
 
 

@@ -51,3 +51,47 @@ class EpochTable:
             else:
                 cells.append(f"{v:>11}")
         print("  ".join(cells), flush=True)
+
+
+def _format_seconds(seconds):
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class BatchProgress:
+    """Progress of a long batched stage: batch i of m, rate and ETA.
+
+    Prints at most every ``every`` seconds (and at the last batch), so that a
+    million-face run says where it is without flooding the log.
+    """
+
+    def __init__(self, verbose, stage, n_items, n_batches=None, *, unit="faces",
+                 prefix="[DANetEmbedder]", every=10.0):
+        self.verbose = verbose
+        self.stage = stage
+        self.n_items = n_items
+        self.n_batches = n_batches
+        self.unit = unit
+        self.prefix = prefix
+        self.every = every
+        self._start = self._last = time.perf_counter()
+
+    def __call__(self, batch, n_done, n_batches=None):
+        """Report that ``batch`` (1-based) is done, ``n_done`` items in all."""
+        if n_batches is not None:
+            self.n_batches = n_batches
+        if not self.verbose:
+            return
+        now = time.perf_counter()
+        if now - self._last < self.every and batch < self.n_batches:
+            return
+        self._last = now
+        rate = n_done / max(now - self._start, 1e-9)
+        eta = (self.n_items - n_done) / rate if rate > 0 else float("inf")
+        print(f"{self.prefix} {self.stage}: batch {batch}/{self.n_batches} "
+              f"({n_done:,}/{self.n_items:,} {self.unit}), {rate:,.0f} {self.unit}/s, "
+              f"ETA {_format_seconds(eta)}", file=sys.stdout, flush=True)

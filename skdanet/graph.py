@@ -37,7 +37,7 @@ class DensityGraph:
 
 
 def build_density_graph(X, n_neighbors, *, tau="auto", stop_threshold=None, max_length=4,
-                        method="auto", random_state=0, n_jobs=1, index=None):
+                        method="auto", random_state=0, n_jobs=1, index=None, knn=None):
     """Run the whole graph core on ``X``.
 
     Parameters
@@ -53,13 +53,17 @@ def build_density_graph(X, n_neighbors, *, tau="auto", stop_threshold=None, max_
         Maximum chain length (nodes, the face itself included).
     method, random_state, n_jobs, index
         kNN search settings, see :func:`knn_graph`.
+    knn : tuple (sims, indices), optional
+        The result of :func:`knn_graph` on ``X``, when already computed.
 
     Returns
     -------
     DensityGraph
     """
-    sims, idx = knn_graph(X, n_neighbors, method=method, random_state=random_state,
-                          n_jobs=n_jobs, normalize=False, index=index)
+    if knn is None:
+        knn = knn_graph(X, n_neighbors, method=method, random_state=random_state,
+                        n_jobs=n_jobs, normalize=False, index=index)
+    sims, idx = knn
     if tau == "auto":
         tau = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
     if stop_threshold is None:

@@ -122,3 +122,78 @@ def test_save_load_cluster_in_fresh_process(lfw_people, tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), expected)
+
+
+@pytest.mark.parametrize("min_samples", [1, 3])
+def test_knn_dbscan_equals_exact_dbscan_with_all_pairs(min_samples):
+    # With every other point as a candidate, DBSCAN over the kNN pairs is
+    # DBSCAN: same noise, same partition (border ties aside, none here).
+    from sklearn.metrics import adjusted_rand_score
+
+    from skdanet._graph_dbscan import graph_dbscan
+    from skdanet.datasets import make_face_like
+
+    Z = make_face_like(500, random_state=1).data.astype(np.float64)
+    order = np.argsort(-(Z @ Z.T), axis=1, kind="stable")
+    neighbors = np.array([row[row != i] for i, row in enumerate(order)])
+    for eps in (0.25, 0.35, 0.5):
+        ours = graph_dbscan(Z, neighbors, eps, min_samples)
+        ref = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(Z)
+        np.testing.assert_array_equal(ours == -1, ref == -1)
+        assert adjusted_rand_score(ref, ours) == 1.0
+        if min_samples == 1:
+            np.testing.assert_array_equal(ours, ref)
+
+
+def test_knn_dbscan_symmetric_and_duplicates():
+    from skdanet._graph_dbscan import graph_dbscan
+
+    # 2 lists 1 but 1 does not list 2: still one cluster; duplicates (distance 0) link.
+    Z = np.array([[1.0, 0.0], [1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    neighbors = np.array([[1], [0], [1], [2]])
+    np.testing.assert_array_equal(graph_dbscan(Z, neighbors, 0.7), [0, 0, 0, 1])
+    np.testing.assert_array_equal(graph_dbscan(Z, neighbors, 0.7, min_samples=3),
+                                  [0, 0, 0, -1])
+
+
+def test_clustering_knn_dbscan_close_to_exact_on_lfw(lfw_people):
+    X, y = lfw_people
+    tr, te = split_identities(y, test_size=0.5, random_state=0)
+    net = DANetEmbedder(k=10, n_epochs=5, random_state=0).fit(X[tr], y[tr]).network_
+    exact = DensityChainClustering(k=10, network=net, dbscan_algorithm="exact").fit(X[te])
+    knn = DensityChainClustering(k=10, network=net, dbscan_algorithm="knn").fit(X[te])
+    assert abs(bcubed_f_score(y[te], exact.labels_) - bcubed_f_score(y[te], knn.labels_)) < 0.02
+
+
+def _two_blobs_and_a_bridge(spacing):
+    """Two dense 2-D blobs of 200 points, joined by a line of points ``spacing`` apart."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.3, (200, 2))
+    b = rng.normal(0, 0.3, (200, 2)) + [12.0, 0]
+    start, stop = a[:, 0].max(), b[:, 0].min()
+    steps = np.arange(start + spacing, stop, spacing)
+    bridge = np.c_[steps, np.interp(steps, [start, stop], [a[a[:, 0].argmax(), 1],
+                                                         b[b[:, 0].argmin(), 1]])]
+    Z = np.vstack([a, b, bridge])
+    order = np.argsort(((Z[:, None] - Z[None]) ** 2).sum(-1), axis=1, kind="stable")
+    return Z, order[:, 1:31]
+
+
+def test_percolation_guard_steps_below_a_bridge():
+    from skdanet._graph_dbscan import graph_dbscan, percolation_safe_eps
+
+    # A bridge with 0.74 spacing: DBSCAN at 0.75 merges the two blobs (the
+    # largest cluster doubles), at 0.725 it does not.
+    Z, neighbors = _two_blobs_and_a_bridge(0.74)
+    assert np.bincount(graph_dbscan(Z, neighbors, 0.75)).max() > 400
+    eps = percolation_safe_eps(Z, neighbors, 0.75)
+    assert eps == pytest.approx(0.725)
+    assert np.bincount(graph_dbscan(Z, neighbors, eps)).max() <= 205  # a blob + its bridge end
+
+
+def test_percolation_guard_keeps_eps_without_a_jump():
+    from skdanet._graph_dbscan import percolation_safe_eps
+
+    # Bridge points 2.0 apart never link: nothing jumps, eps is kept.
+    Z, neighbors = _two_blobs_and_a_bridge(2.0)
+    assert percolation_safe_eps(Z, neighbors, 0.75) == pytest.approx(0.75)

@@ -176,7 +176,7 @@ def test_verbose_prints_epoch_table(capsys):
     X, y = small()
     DANetEmbedder(k=8, n_epochs=2, random_state=0, verbose=1).fit(X, y)
     out = capsys.readouterr().out
-    assert "train_loss" in out and "kNN graph, density, chains" in out
+    assert "train_loss" in out and "kNN graph" in out and "density and chains" in out
 
 
 def test_nan_loss_raises_and_leaves_unfitted():
@@ -185,3 +185,28 @@ def test_nan_loss_raises_and_leaves_unfitted():
     with pytest.raises(ValueError, match="learning_rate"):
         emb.fit(X, y)
     assert not hasattr(emb, "network_")
+
+
+def test_same_result_for_any_n_jobs():
+    X, y = small()
+    a = DANetEmbedder(k=8, n_epochs=2, random_state=0, n_jobs=1).fit_transform(X, y)
+    b = DANetEmbedder(k=8, n_epochs=2, random_state=0, n_jobs=2).fit_transform(X, y)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_inference_batches_do_not_change_the_embedding():
+    X, y = small()
+    emb = DANetEmbedder(k=8, n_epochs=2, random_state=0).fit(X, y)
+    Z = emb.transform(X)
+    emb.set_params(inference_batch_size=7)
+    np.testing.assert_allclose(emb.transform(X), Z, atol=1e-12)
+
+
+def test_verbose_reports_batch_progress(capsys):
+    X, y = small()
+    emb = DANetEmbedder(k=8, n_epochs=1, random_state=0, inference_batch_size=50).fit(X, y)
+    capsys.readouterr()
+    emb.set_params(verbose=1).transform(X)
+    out = capsys.readouterr().out
+    # The last batch is always reported: batch i of m, count, rate and ETA.
+    assert "transform: batch 3/3 (120/120 faces)" in out and "faces/s, ETA" in out

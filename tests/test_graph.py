@@ -15,6 +15,9 @@ from skdanet.graph import (
     pruned_cliques,
 )
 
+from skdanet._knn import NeighborIndex
+from skdanet.datasets import make_face_like
+
 from .conftest import clustered_unit_rows
 
 
@@ -80,7 +83,7 @@ def test_knn_rejects_zero_rows():
 def test_knn_duplicate_rows_self_first():
     X, _ = clustered_unit_rows(40, 6, 3, 0.4, seed=3)
     X = np.vstack([X, X[:10], X[:10]])
-    for method in ("exact", "hnsw"):
+    for method in ("exact", "ivf", "hnsw"):
         sims, idx = knn_graph(X, 5, method=method)
         np.testing.assert_array_equal(idx[:, 0], np.arange(len(X)))
         # Each row's neighbours are other rows, and its duplicates come first.
@@ -96,6 +99,53 @@ def test_hnsw_recall_on_20k():
     _, approx = knn_graph(X, k, method="hnsw", random_state=0, n_jobs=2)
     hits = sum(len(set(a[1:]) & set(e[1:])) for a, e in zip(approx, exact))
     assert hits / (len(X) * k) >= 0.99
+
+
+def test_ivf_recall_on_20k_face_like():
+    # Face-like data (identity structure calibrated on LFW), the case the index is
+    # the default for; exact search is the reference.
+    X = make_face_like(20_000, random_state=4).data
+    k = 30
+    _, exact = knn_graph(X, k, method="exact")
+    _, approx = knn_graph(X, k, method="ivf", random_state=0, n_jobs=2)
+    np.testing.assert_array_equal(approx[:, 0], np.arange(len(X)))
+    hits = sum(len(set(a[1:]) & set(e[1:])) for a, e in zip(approx, exact))
+    assert hits / (len(X) * k) >= 0.97
+    # The nearest neighbour, which the density chains mostly follow, is found.
+    assert np.mean(approx[:, 1] == exact[:, 1]) >= 0.995
+
+
+def test_ivf_same_for_any_n_jobs_and_row_independent():
+    X = make_face_like(4000, random_state=5).data
+    index1 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=1)
+    index2 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=2)
+    a = index1.search(X, 9)
+    b = index2.search(X, 9)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    # A query's answer does not depend on the other queries searched with it.
+    rows = np.array([5, 900, 3999, 17])
+    part = index2.search(X[rows], 9)
+    np.testing.assert_array_equal(part[1], a[1][rows])
+    np.testing.assert_array_equal(part[0], a[0][rows])
+
+
+def test_ivf_falls_back_to_exact_when_lists_are_short():
+    # About 8 rows per list, 2 lists probed, 20 neighbours asked: many queries'
+    # lists are too short, and those queries must get the exact answer.
+    from skdanet._ivf import IVFIndex
+
+    X = make_face_like(300, random_state=6).data.astype(np.float64)
+    exact = NeighborIndex(X, method="exact").search(X, 20)
+    raw = IVFIndex(X, random_state=0, n_probe=2, list_size=8)
+    short = (raw.search(X, 20)[1] < 0).any(axis=1)
+    assert short.mean() > 0.1
+    ivf = NeighborIndex(X, method="exact")
+    ivf.method, ivf._ivf = "ivf", raw
+    sims, idx = ivf.search(X, 20)
+    assert (idx >= 0).all()
+    np.testing.assert_array_equal(idx[short], exact[1][short])
+    np.testing.assert_array_equal(sims[short], exact[0][short])
 
 
 def test_hnsw_deterministic_for_seed():

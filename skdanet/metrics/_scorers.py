@@ -50,8 +50,9 @@ def cluster_with_trained_network(estimator, X):
 
     if isinstance(estimator, DensityChainClustering):
         network = estimator.network_
-        # Keep the radius the fitted model used (its own or the network's).
-        model = clone(estimator).set_params(network=network, eps=estimator.eps_)
+        # Same parameters, eps included: None re-derives the radius for this
+        # set from the network's calibrated one (it depends on the set's size).
+        model = clone(estimator).set_params(network=network)
         return model.fit(X).labels_
     if isinstance(estimator, Pipeline):
         name, step = _danet_step(estimator)

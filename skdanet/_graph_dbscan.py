@@ -1,0 +1,150 @@
+"""DBSCAN restricted to the pairs of a kNN graph: O(n k) time and memory.
+
+Exact DBSCAN needs every pair of points within ``eps``; on a million faces
+that is a radius search over the whole set. Face clustering only ever links a
+face to faces among its nearest neighbours, so here the candidate pairs are the
+edges of the kNN graph the embedding was computed on, with their distances
+measured in the embedding. With ``k`` at least the number of faces a person can
+have within ``eps`` this equals exact DBSCAN (``tests/test_clustering.py``
+checks it against :class:`sklearn.cluster.DBSCAN` with ``k = n - 1``).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+_EDGE_BLOCK = 65_536
+
+
+def knn_edge_distances(Z, neighbors):
+    """Euclidean distances ``||Z[i] - Z[neighbors[i, j]]||``, computed in row blocks.
+
+    Through ``|a|^2 + |b|^2 - 2 <a, b>``, which needs no (block, k, d)
+    difference array; inner products in Z's precision, the rest in float64.
+    """
+    sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+    out = np.empty(neighbors.shape, dtype=np.float64)
+    for start in range(0, len(Z), _EDGE_BLOCK):
+        rows = slice(start, start + _EDGE_BLOCK)
+        nb = neighbors[rows]
+        dots = np.einsum("ij,ikj->ik", Z[rows], Z[nb]).astype(np.float64)
+        out[rows] = sq[rows, None] + sq[nb] - 2 * dots
+    return np.sqrt(np.maximum(out, 0, out=out), out=out)
+
+
+def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
+    """DBSCAN labels of the rows of ``Z`` using only the pairs in ``neighbors``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        The points (the learned embedding).
+    neighbors : ndarray of int of shape (n_samples, k)
+        Candidate neighbours of each point (the kNN graph, self excluded; a
+        pair counts if either point lists the other).
+    eps : float
+        Radius.
+    min_samples : int, default=1
+        Points within ``eps`` (itself included) that make a point a core point.
+    distances : ndarray of shape (n_samples, k), optional
+        :func:`knn_edge_distances` of ``(Z, neighbors)``, if already computed.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+        Clusters numbered by their first point, -1 for noise. A border point
+        (not core, within ``eps`` of a core point) joins its nearest core
+        neighbour's cluster.
+    """
+    n = len(Z)
+    dist = knn_edge_distances(Z, neighbors) if distances is None else distances
+    near = dist <= eps
+    rows = np.repeat(np.arange(n), neighbors.shape[1])[near.ravel()]
+    cols = neighbors[near]
+    d = dist[near]
+    # Each pair once (kNN lists are not symmetric and a pair may be listed
+    # twice), then both directions: DBSCAN's neighbourhoods are symmetric.
+    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+    _, first = np.unique(lo * n + hi, return_index=True)
+    first = first[lo[first] != hi[first]]
+    lo, hi, d = lo[first], hi[first], d[first]
+    # +1 so that a zero distance (duplicate faces) stays a stored edge.
+    adjacency = sp.csr_matrix((np.concatenate([d, d]) + 1.0,
+                               (np.concatenate([lo, hi]), np.concatenate([hi, lo]))),
+                              shape=(n, n))
+    n_within = np.diff(adjacency.indptr) + 1
+    core = n_within >= min_samples
+
+    core_graph = adjacency[core][:, core]
+    _, comp = connected_components(core_graph, directed=False)
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[core] = comp
+    # Border points: nearest core neighbour.
+    border = np.flatnonzero(~core & (n_within > 1))
+    if border.size:
+        sub = adjacency[border].tocoo()
+        to_core = core[sub.col]
+        r, c, v = sub.row[to_core], sub.col[to_core], sub.data[to_core]
+        order = np.lexsort((c, v, r))  # per border row: smallest distance, then index
+        r, c = r[order], c[order]
+        first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        labels[border[r[first]]] = labels[c[first]]
+    return _number_by_first_point(labels)
+
+
+def _number_by_first_point(labels):
+    """Renumber clusters 0, 1, ... in the order of their first point; -1 stays."""
+    out = np.full_like(labels, -1)
+    clustered = labels >= 0
+    if clustered.any():
+        values, first = np.unique(labels[clustered], return_index=True)
+        rank = np.empty(len(values), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(values))
+        out[clustered] = rank[np.searchsorted(values, labels[clustered])]
+    return out
+
+
+def largest_cluster_sizes(Z, neighbors, radii, *, distances=None):
+    """Size of the largest single-linkage cluster over the kNN pairs, at each radius."""
+    n = len(Z)
+    dist = knn_edge_distances(Z, neighbors) if distances is None else distances
+    rows = np.repeat(np.arange(n), neighbors.shape[1])
+    cols, dist = neighbors.ravel(), dist.ravel()
+    sizes = []
+    for radius in radii:
+        keep = dist <= radius
+        graph = sp.csr_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        sizes.append(int(np.bincount(comp).max()))
+    return np.array(sizes)
+
+
+def percolation_safe_eps(Z, neighbors, eps, *, step=0.025, n_steps=8, max_growth=0.1,
+                         min_share=0.005, distances=None):
+    """The largest radius <= ``eps`` below which the largest cluster grows smoothly.
+
+    Single-linkage clustering (DBSCAN with ``min_samples=1``) has a cliff: past
+    some radius, chains of faces of different people link whole clusters into
+    one giant cluster, and that radius gets smaller the more faces are
+    clustered (more faces, more chances of a bridge). A radius calibrated on a
+    few thousand held-out faces can therefore be past the cliff on a million.
+    The cliff shows as an abrupt growth of the largest cluster, which a
+    person's own faces joining it do not cause once that person is complete:
+    going down from ``eps`` in steps of ``step``, return the first radius
+    that is not on a jump, a jump being a step (from the radius below) that
+    grows the largest cluster by more than ``max_growth`` of its size *and*
+    by more than ``min_share`` of all faces. ``distances``: as in
+    :func:`graph_dbscan`.
+
+    Returns
+    -------
+    eps : float
+    """
+    radii = eps - step * np.arange(n_steps + 1)
+    radii = radii[radii > 0]
+    sizes = largest_cluster_sizes(Z, neighbors, radii, distances=distances)
+    for i in range(len(radii) - 1):
+        growth = sizes[i] - sizes[i + 1]
+        if growth <= max_growth * sizes[i + 1] or growth <= min_share * len(Z):
+            return float(radii[i])
+    return float(radii[-1])

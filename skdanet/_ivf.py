@@ -1,0 +1,171 @@
+"""Inverted-file (IVF) nearest-neighbour search: deterministic and parallel.
+
+The reference rows are partitioned by a seeded spherical k-means into lists of
+a few hundred rows; a query is compared exactly with every row of the
+``n_probe`` lists whose centroids are most similar to it, and keeps its top k.
+
+Why not only HNSW: an HNSW graph built on several threads depends on thread
+timing, so for results that are the same for a seed it must be built on one
+thread, which takes over an hour at a million rows. Here every step is a fixed
+computation: the index depends only on the data and the seed, a query's result
+depends only on that query (the candidate lists are its own), and work is split
+over threads by list, each list's products computed on one BLAS thread, so the
+result is bit-identical for any ``n_jobs``. Face embeddings cluster by identity,
+so a query's neighbours sit in a few lists and recall is high
+(``tests/test_knn.py``, ``benchmarks/bench_graph.py``).
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+# Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
+# similarities plus n / LIST_SIZE centroid similarities.
+LIST_SIZE = 384
+N_PROBE = 24
+KMEANS_ITERATIONS = 8
+KMEANS_SAMPLES_PER_LIST = 48
+# Queries are processed in chunks; a chunk's candidate buffers take
+# chunk * n_probe * k * 12 bytes (about 300 MB at k=30).
+_QUERY_CHUNK = 32_768
+_CENTROID_BLOCK = 8_192
+
+
+def _nearest_centroids(X, centroids, n_nearest):
+    """Indices of the ``n_nearest`` most similar centroids of each row (unordered)."""
+    out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
+    CT = np.ascontiguousarray(centroids.T)
+    for start in range(0, X.shape[0], _CENTROID_BLOCK):
+        S = X[start : start + _CENTROID_BLOCK] @ CT
+        if n_nearest == 1:
+            out[start : start + _CENTROID_BLOCK, 0] = S.argmax(axis=1)
+        elif n_nearest < S.shape[1]:
+            out[start : start + _CENTROID_BLOCK] = np.argpartition(
+                -S, kth=n_nearest - 1, axis=1)[:, :n_nearest]
+        else:
+            out[start : start + _CENTROID_BLOCK] = np.arange(S.shape[1])
+    return out
+
+
+def _normalized(rows):
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
+
+
+def spherical_kmeans(X, n_clusters, *, rng, n_iter=KMEANS_ITERATIONS):
+    """Unit-norm centroids of a seeded spherical k-means (Lloyd) on rows of ``X``.
+
+    A cluster that loses all its rows keeps its previous centroid: it then
+    simply gets few rows in the final assignment.
+    """
+    n = X.shape[0]
+    centroids = X[np.sort(rng.choice(n, size=n_clusters, replace=False))].astype(np.float64)
+    for _ in range(n_iter):
+        assign = _nearest_centroids(X, centroids.astype(X.dtype), 1)[:, 0]
+        onehot = sp.csr_matrix((np.ones(n), (assign, np.arange(n))), shape=(n_clusters, n))
+        sums = np.asarray(onehot @ X.astype(np.float64))
+        empty = np.asarray(onehot.sum(axis=1)).ravel() == 0
+        sums[empty] = centroids[empty]
+        centroids = _normalized(sums)
+    return centroids.astype(X.dtype)
+
+
+class IVFIndex:
+    """Exact search inside the ``n_probe`` nearest of ``~n/LIST_SIZE`` lists.
+
+    Parameters
+    ----------
+    R : ndarray of shape (n_reference, n_features), L2-normalised rows
+    random_state : int
+        Seed of the k-means sample and initialisation.
+    n_jobs : int
+        Threads for building and searching.
+    n_probe : int
+        Lists searched per query; more is slower and closer to exact.
+    """
+
+    def __init__(self, R, *, random_state=0, n_jobs=1, n_probe=N_PROBE, list_size=LIST_SIZE):
+        n = R.shape[0]
+        self.n_jobs = max(1, int(n_jobs))
+        n_lists = max(1, int(round(n / list_size)))
+        self.n_probe = min(int(n_probe), n_lists)
+        rng = np.random.default_rng(random_state)
+        sample = R
+        if n > KMEANS_SAMPLES_PER_LIST * n_lists:
+            sample = R[np.sort(rng.choice(n, KMEANS_SAMPLES_PER_LIST * n_lists, replace=False))]
+        with threadpool_limits(self.n_jobs):
+            self.centroids = spherical_kmeans(sample, n_lists, rng=rng)
+            assign = _nearest_centroids(R, self.centroids, 1)[:, 0]
+        # Rows grouped by list, contiguous, so that a list is one slice.
+        self.members = np.argsort(assign, kind="stable")
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=n_lists))])
+        self.R_by_list = np.ascontiguousarray(R[self.members])
+
+    def search(self, Q, n_neighbors, progress=None):
+        """Top-``n_neighbors`` (similarities, reference indices), unsorted columns.
+
+        Columns a query could not fill (its lists hold fewer rows than asked)
+        have similarity ``-inf`` and index ``-1``. ``progress(i, n_done, m)``,
+        if given, is called after each of the ``m`` chunks of queries.
+        """
+        k = n_neighbors
+        sims = np.empty((Q.shape[0], k), dtype=Q.dtype)
+        idx = np.empty((Q.shape[0], k), dtype=np.int64)
+        R_by_list = self.R_by_list.astype(Q.dtype, copy=False)
+        centroids = self.centroids.astype(Q.dtype)
+        starts = range(0, Q.shape[0], _QUERY_CHUNK)
+        # One BLAS thread per worker: the products then do not depend on n_jobs.
+        with threadpool_limits(1), ThreadPoolExecutor(self.n_jobs) as pool:
+            for i, start in enumerate(starts, 1):
+                chunk = Q[start : start + _QUERY_CHUNK]
+                s, j = self._search_chunk(chunk, k, R_by_list, centroids, pool)
+                sims[start : start + len(chunk)] = s
+                idx[start : start + len(chunk)] = j
+                if progress is not None:
+                    progress(i, start + len(chunk), len(starts))
+        return sims, idx
+
+    def _search_chunk(self, Q, k, R_by_list, centroids, pool):
+        n_q, p = Q.shape[0], self.n_probe
+        # Each query's own probe lists: its result depends on nothing else.
+        probes = np.concatenate(list(pool.map(
+            lambda b: _nearest_centroids(Q[b : b + _CENTROID_BLOCK], centroids, p),
+            range(0, n_q, _CENTROID_BLOCK))))
+        cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
+        cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
+        # (query, slot) pairs grouped by the list they probe.
+        order = np.argsort(probes.ravel(), kind="stable")
+        bounds = np.searchsorted(probes.ravel()[order], np.arange(len(self.offsets)))
+
+        def search_list(lst):
+            pairs = order[bounds[lst] : bounds[lst + 1]]
+            lo, hi = self.offsets[lst], self.offsets[lst + 1]
+            if pairs.size == 0 or hi == lo:
+                return
+            q, slot = pairs // p, pairs % p
+            S = Q[q] @ R_by_list[lo:hi].T
+            m = min(k, hi - lo)
+            # argpartition of S itself: partitioning a negated copy costs twice as much.
+            top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] if m < hi - lo \
+                else np.broadcast_to(np.arange(hi - lo), S.shape)
+            cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
+            cand_idx[q, slot, :m] = self.members[lo + top]
+
+        # Each (query, slot) cell belongs to one list: the workers write disjoint
+        # cells. list() propagates a worker's exception.
+        list(pool.map(search_list, range(len(self.offsets) - 1)))
+        cand_sims = cand_sims.reshape(n_q, p * k)
+        cand_idx = cand_idx.reshape(n_q, p * k)
+        if p * k == k:
+            return cand_sims, cand_idx
+
+        def merge(b):
+            rows = slice(b, b + _CENTROID_BLOCK)
+            top = np.argpartition(cand_sims[rows], kth=p * k - k, axis=1)[:, p * k - k :]
+            return (np.take_along_axis(cand_sims[rows], top, axis=1),
+                    np.take_along_axis(cand_idx[rows], top, axis=1))
+
+        parts = list(pool.map(merge, range(0, n_q, _CENTROID_BLOCK)))
+        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
