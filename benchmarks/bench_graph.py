@@ -22,10 +22,18 @@ def peak_rss_gb():
 
 
 def one_size(n, k, method):
-    from skdanet.graph import (NeighborIndex, chain_parents, density, density_chains,
-                               density_rank, knn_graph, otsu_threshold, pruned_cliques,
-                               tie_break_key)
     from skdanet.datasets import make_face_like
+    from skdanet.graph import (
+        NeighborIndex,
+        chain_parents,
+        density,
+        density_chains,
+        density_rank,
+        knn_graph,
+        otsu_threshold,
+        pruned_cliques,
+        tie_break_key,
+    )
 
     X = make_face_like(n, random_state=0).data
     out = {"n": n, "rss_data": peak_rss_gb()}

@@ -74,7 +74,7 @@ def scores(y, labels):
     from skdanet.metrics import bcubed_f_score, pairwise_f_score
 
     return {"pair_f": pairwise_f_score(y, labels), "bcubed_f": bcubed_f_score(y, labels),
-            "clusters": int(len(np.unique(labels)))}
+            "clusters": len(np.unique(labels))}
 
 
 def run_danet(n, network_path, raw_eps):

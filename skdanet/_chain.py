@@ -118,9 +118,9 @@ def chain_roots(parent):
 
 __all__ = [
     "chain_parents",
-    "query_parents",
-    "follow_parents",
-    "density_chains",
     "chain_roots",
+    "density_chains",
+    "follow_parents",
     "is_higher",
+    "query_parents",
 ]

@@ -200,7 +200,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         self.eps_ = float(eps)
         self.timings_ = {**embedder.timings_, **timer.timings}
         self.labels_ = labels
-        self.n_clusters_ = int(len(np.unique(labels[labels >= 0])))
+        self.n_clusters_ = len(np.unique(labels[labels >= 0]))
         self.n_features_in_ = embedder.n_features_in_
         if hasattr(embedder, "feature_names_in_"):
             self.feature_names_in_ = embedder.feature_names_in_

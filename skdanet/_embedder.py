@@ -13,8 +13,8 @@ from . import _progress
 from ._batching import chain_slots, clique_tensors, reference_clique_tensors
 from ._chain import follow_parents, query_parents
 from ._clique import clique_mask
-from ._fitting import unfitted_on_failure
 from ._density import density, is_higher, tie_break_key
+from ._fitting import unfitted_on_failure
 from ._knn import NeighborIndex, clamp_n_neighbors, knn_graph, l2_normalize
 from ._network import TrainedNetwork
 from ._nn import CHAIN_NETWORKS

@@ -5,6 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skdanet._knn import NeighborIndex
+from skdanet.datasets import make_face_like
 from skdanet.graph import (
     build_density_graph,
     chain_roots,
@@ -14,9 +16,6 @@ from skdanet.graph import (
     otsu_threshold,
     pruned_cliques,
 )
-
-from skdanet._knn import NeighborIndex
-from skdanet.datasets import make_face_like
 
 from .conftest import clustered_unit_rows
 
