@@ -12,7 +12,7 @@ depends only on that query (the candidate lists are its own), and work is split
 over threads by list, each list's products computed on one BLAS thread, so the
 result is bit-identical for any ``n_jobs``. Face embeddings cluster by identity,
 so a query's neighbours sit in a few lists and recall is high
-(``tests/test_knn.py``, ``benchmarks/bench_graph.py``).
+(``tests/test_graph.py``, ``benchmarks/bench_graph.py``).
 """
 
 from concurrent.futures import ThreadPoolExecutor

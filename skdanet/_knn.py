@@ -31,7 +31,7 @@ EXACT_SEARCH_MAX_ROWS = 30_000
 # block is sized so that one block of similarities takes about this many bytes.
 _EXACT_BLOCK_BYTES = 128 * 2**20
 
-# HNSW settings: recall@k >= 0.99 on 20K x 128 (tests/test_knn.py).
+# HNSW settings: recall@k >= 0.99 on 20K x 128 (tests/test_graph.py).
 HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH_MIN = 128

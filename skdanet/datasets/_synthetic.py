@@ -52,15 +52,15 @@ def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
     Calibrated on the bundled LFW features (:func:`load_lfw_features`); with
     ``n_samples=13233, n_identities=5749`` (LFW's counts), cosine similarities:
 
-    ===================================  ==============  ==============
-    statistic                            LFW (dlib 128)  make_face_like
-    ===================================  ==============  ==============
-    same person: mean (sd)               0.952 (0.017)   0.946 (0.016)
-    different people: mean (sd)          0.834 (0.035)   0.834 (0.039)
-    nearest neighbour is the same person 0.954           0.968
-    people with one face                 71%             66%
-    largest identity (faces)             530             847
-    ===================================  ==============  ==============
+    ======================================  ==============  ==============
+    statistic                               LFW (dlib 128)  make_face_like
+    ======================================  ==============  ==============
+    same person: mean (sd)                  0.952 (0.017)   0.946 (0.016)
+    different people: mean (sd)             0.834 (0.035)   0.834 (0.039)
+    nearest neighbour is the same person    0.954           0.968
+    people with one face                    71%             66%
+    largest identity (faces)                530             847
+    ======================================  ==============  ==============
 
     (nearest neighbour: over faces of people with more than one face; measured
     by ``python benchmarks/bench_scale.py --calibration``, and checked within
