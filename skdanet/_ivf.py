@@ -33,11 +33,16 @@ _QUERY_CHUNK = 32_768
 _CENTROID_BLOCK = 8_192
 
 
-def _nearest_centroids(X, centroids, n_nearest):
-    """Indices of the ``n_nearest`` most similar centroids of each row (unordered)."""
+def _nearest_centroids(X, centroids, n_nearest, pool=None):
+    """Indices of the ``n_nearest`` most similar centroids of each row (unordered).
+
+    Row blocks go to ``pool``'s threads when given (call it under one BLAS
+    thread: the products are then the same bits for any number of threads).
+    """
     out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
     CT = np.ascontiguousarray(centroids.T)
-    for start in range(0, X.shape[0], _CENTROID_BLOCK):
+
+    def block(start):
         S = X[start : start + _CENTROID_BLOCK] @ CT
         if n_nearest == 1:
             out[start : start + _CENTROID_BLOCK, 0] = S.argmax(axis=1)
@@ -46,6 +51,9 @@ def _nearest_centroids(X, centroids, n_nearest):
                 -S, kth=n_nearest - 1, axis=1)[:, :n_nearest]
         else:
             out[start : start + _CENTROID_BLOCK] = np.arange(S.shape[1])
+
+    starts = range(0, X.shape[0], _CENTROID_BLOCK)
+    list(pool.map(block, starts) if pool is not None else map(block, starts))
     return out
 
 
@@ -54,7 +62,7 @@ def _normalized(rows):
     return rows / np.where(norms > 0, norms, 1.0)
 
 
-def spherical_kmeans(X, n_clusters, *, rng, n_iter=KMEANS_ITERATIONS):
+def spherical_kmeans(X, n_clusters, *, rng, n_iter=KMEANS_ITERATIONS, pool=None):
     """Unit-norm centroids of a seeded spherical k-means (Lloyd) on rows of ``X``.
 
     A cluster that loses all its rows keeps its previous centroid: it then
@@ -63,7 +71,7 @@ def spherical_kmeans(X, n_clusters, *, rng, n_iter=KMEANS_ITERATIONS):
     n = X.shape[0]
     centroids = X[np.sort(rng.choice(n, size=n_clusters, replace=False))].astype(np.float64)
     for _ in range(n_iter):
-        assign = _nearest_centroids(X, centroids.astype(X.dtype), 1)[:, 0]
+        assign = _nearest_centroids(X, centroids.astype(X.dtype), 1, pool)[:, 0]
         onehot = sp.csr_matrix((np.ones(n), (assign, np.arange(n))), shape=(n_clusters, n))
         sums = np.asarray(onehot @ X.astype(np.float64))
         empty = np.asarray(onehot.sum(axis=1)).ravel() == 0
@@ -95,9 +103,10 @@ class IVFIndex:
         sample = R
         if n > KMEANS_SAMPLES_PER_LIST * n_lists:
             sample = R[np.sort(rng.choice(n, KMEANS_SAMPLES_PER_LIST * n_lists, replace=False))]
-        with threadpool_limits(self.n_jobs):
-            self.centroids = spherical_kmeans(sample, n_lists, rng=rng)
-            assign = _nearest_centroids(R, self.centroids, 1)[:, 0]
+        # Threads over row blocks, one BLAS thread each: same index for any n_jobs.
+        with threadpool_limits(1), ThreadPoolExecutor(self.n_jobs) as pool:
+            self.centroids = spherical_kmeans(sample, n_lists, rng=rng, pool=pool)
+            assign = _nearest_centroids(R, self.centroids, 1, pool)[:, 0]
         # Rows grouped by list, contiguous, so that a list is one slice.
         self.members = np.argsort(assign, kind="stable")
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=n_lists))])
@@ -130,9 +139,7 @@ class IVFIndex:
     def _search_chunk(self, Q, k, R_by_list, centroids, pool):
         n_q, p = Q.shape[0], self.n_probe
         # Each query's own probe lists: its result depends on nothing else.
-        probes = np.concatenate(list(pool.map(
-            lambda b: _nearest_centroids(Q[b : b + _CENTROID_BLOCK], centroids, p),
-            range(0, n_q, _CENTROID_BLOCK))))
+        probes = _nearest_centroids(Q, centroids, p, pool)
         cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
         cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
         # (query, slot) pairs grouped by the list they probe.
