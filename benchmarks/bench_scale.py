@@ -57,14 +57,17 @@ def train(path, n_train, verbose):
     emb.network_.save(path)
     # Raw DBSCAN radius: best mean of pairwise and BCubed F on the training faces.
     neighbors = emb.knn_indices_[:, 1:]
-    raw_eps = max(RAW_EPS_GRID, key=lambda eps: np.mean(list(
-        scores(y, graph_dbscan(emb.reference_, neighbors, eps)).values())[:2]))
+    def mean_f(labels):
+        s = scores(y, labels)
+        return (s["pair_f"] + s["bcubed_f"]) / 2
+
+    raw_eps = max(RAW_EPS_GRID, key=lambda eps: mean_f(graph_dbscan(emb.reference_, neighbors,
+                                                                     eps)))
     info = {"train_seconds": seconds, "epochs": len(emb.history_), "raw_eps": raw_eps,
             "eps": emb.network_.config["eps"], "finch_level": None}
     try:
         c, _ = finch_partitions(emb.reference_, neighbors[:, 0])
-        info["finch_level"] = max(range(c.shape[1]), key=lambda lv: np.mean(
-            list(scores(y, c[:, lv]).values())[:2]))
+        info["finch_level"] = max(range(c.shape[1]), key=lambda lv: mean_f(c[:, lv]))
     except ImportError:
         pass
     return info

@@ -185,12 +185,17 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         timer = StageTimer(self.verbose, prefix="[DensityChainClustering]")
         with timer("DBSCAN"):
             neighbors = embedder.knn_indices_[:, 1:]
-            distances = knn_edge_distances(embedding, neighbors)
+            on_knn = self._dbscan_on_knn(len(embedding))
+            # The kNN-pair distances, computed once for the guard and DBSCAN
+            # (neither needs them with a given eps and exact DBSCAN).
+            distances = None
+            if self.eps is None or on_knn:
+                distances = knn_edge_distances(embedding, neighbors)
             eps = self.eps
             if eps is None:
                 eps = percolation_safe_eps(embedding, neighbors, embedder.network_.config["eps"],
                                            distances=distances)
-            if self._dbscan_on_knn(len(embedding)):
+            if on_knn:
                 labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,
                                       distances=distances)
             else:

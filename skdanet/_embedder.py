@@ -1,6 +1,5 @@
 """DANetEmbedder: the density-aware feature embedding as a scikit-learn transformer."""
 
-import time
 from numbers import Integral, Real
 
 import numpy as np
@@ -346,7 +345,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
                 nodes = np.arange(start, min(n, start + self.inference_batch_size))
                 members, mmask = reference_clique_tensors(
                     nodes, self.reference_, self.knn_indices_, mask, dtype=dtype, device=device,
-                    centre_only=not module.clique.layers)
+                    centre_only=not module.clique.reads_neighbours)
                 out[nodes] = module.clique(members, mmask).cpu().numpy()
                 progress(batch, nodes[-1] + 1)
         return out
@@ -408,12 +407,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
                     self.knn_indices_[start:stop, 1 : k + 1], rows)
 
         # reference_ has the dtype transform would return (float32 or float64).
-        start = time.perf_counter()
-        Z = self._embed(self.reference_, neighbours, "chain network")
-        self.timings_["chain network"] = time.perf_counter() - start
-        if self.verbose:
-            print(f"[DANetEmbedder] chain network: {self.timings_['chain network']:.2f} s",
-                  flush=True)
+        timer = _progress.StageTimer(self.verbose)
+        with timer("chain network"):
+            Z = self._embed(self.reference_, neighbours, "chain network")
+        self.timings_.update(timer.timings)
         return Z
 
     def _embed(self, Q, neighbours, stage):
@@ -444,7 +441,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         with torch.no_grad():
             members, mmask = clique_tensors(Q, self.reference_, idx, sims > self.tau_,
                                             dtype=dtype, device=device,
-                                            centre_only=not module.clique.layers)
+                                            centre_only=not module.clique.reads_neighbours)
             phi_q = module.clique(members, mmask)
             nodes, slots, smask = chain_slots(rest)
             phi_ref = torch.as_tensor(self.reference_phi_[nodes], dtype=dtype, device=device)

@@ -34,6 +34,12 @@ class CliqueGCN(nn.Module):
         self.alpha_logit = nn.Parameter(torch.zeros(n_layers))
 
     @property
+    def reads_neighbours(self):
+        """False without layers: phi is then the centre's projection, so callers
+        need not gather the clique members."""
+        return bool(self.layers)
+
+    @property
     def alpha(self):
         return torch.sigmoid(self.alpha_logit)
 
@@ -51,7 +57,7 @@ class CliqueGCN(nn.Module):
         -------
         phi : Tensor of shape (n_cliques, hidden)
         """
-        if not self.layers:
+        if not self.reads_neighbours:
             # No graph convolution: phi is the centre's projection alone.
             return self.project(members[:, 0])
         maskf = mask.to(members.dtype)

@@ -40,7 +40,7 @@ def embed_reference_nodes(module, reference, knn_indices, chains, mask, nodes, *
         distinct, slots, smask = chain_slots(chains[part])
         members, mmask = reference_clique_tensors(distinct, reference, knn_indices, mask,
                                                   dtype=dtype, device=device,
-                                                  centre_only=not module.clique.layers)
+                                                  centre_only=not module.clique.reads_neighbours)
         phi = module.clique(members, mmask)
         target = torch.as_tensor(reference[part], dtype=dtype, device=device)
         out.append(module.embed_chains(phi, slots.to(device), smask.to(device), target))
