@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-STAGES = ["kNN graph", "density and chains", "clique network", "chain network", "DBSCAN"]
+STAGES = ["kNN graph", "density and chains", "clique network", "chain network", "DBSCAN",
+          "merging"]
 TRAIN_FACES = 20_000
 N_JOBS = 2
 
@@ -82,7 +83,7 @@ def scores(y, labels):
 
 def run_danet(n, network_path, raw_eps):
     from skdanet import DensityChainClustering, TrainedNetwork
-    from skdanet._graph_dbscan import graph_dbscan
+    from skdanet._graph_dbscan import graph_dbscan, percolation_safe_eps
 
     X, y = faces(n, random_state=0)
     rss_data = peak_rss_gb()
@@ -91,7 +92,14 @@ def run_danet(n, network_path, raw_eps):
     model = DensityChainClustering(network=net, n_jobs=N_JOBS, random_state=0).fit(X)
     total = time.perf_counter() - t
     out = {"n": n, "total": total, "rss_peak": peak_rss_gb(), "rss_data": rss_data,
+           "eps": model.eps_, "merge_eps": model.merge_eps_,
            **model.timings_, **scores(y, model.labels_)}
+    # One stage (merge_eps=None): guarded DBSCAN at the calibrated radius, same embedding.
+    neighbors = model.embedder_.knn_indices_[:, 1:]
+    one_eps = percolation_safe_eps(model.embedding_, neighbors, net.config["eps"])
+    one = scores(y, graph_dbscan(model.embedding_, neighbors, one_eps))
+    out.update(one_stage_eps=one_eps, one_stage_pair_f=one["pair_f"],
+               one_stage_bcubed_f=one["bcubed_f"])
     # Raw-feature baseline over the same kNN pairs (O(n k), any size).
     t = time.perf_counter()
     emb = model.embedder_
@@ -207,8 +215,10 @@ def main():
               f"eps {info['eps']:.3f}; tuned on them: raw DBSCAN eps {info['raw_eps']:.3f}, "
               f"FINCH level {info['finch_level']}")
         print(f"n_jobs={N_JOBS}, 128-d make_face_like (n/5 people), one process per size\n")
-        cols = ["n", *STAGES, "total", "rss_peak", "pair_f", "bcubed_f", "clusters"]
-        print("DA-Net (trained network) + DBSCAN, seconds per stage, peak RSS in GB")
+        cols = ["n", *STAGES, "total", "rss_peak", "pair_f", "bcubed_f", "clusters", "eps",
+                "merge_eps", "one_stage_pair_f", "one_stage_bcubed_f"]
+        print("DA-Net (trained network) + DBSCAN + merging, seconds per stage, peak RSS in GB; "
+              "one_stage_*: DBSCAN alone (merge_eps=None) on the same embedding")
         print("".join(f"{c[:13]:>14}" for c in cols), flush=True)
         rows, baselines = [], []
         for n in a.sizes:

@@ -94,6 +94,22 @@ def deterministic_torch(n_jobs):
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+def anchor_parents(graph):
+    """Chain parents kept for label-free pseudo-labels: only the confident steps.
+
+    A tree of parent steps is transitive, so a single step across two people
+    joins them; at the clique threshold ``tau`` (the Otsu split of the kNN
+    similarities) that happens often (LFW, split seed 0: pairwise precision
+    of the trees 0.76). Steps are kept only at or above the mean similarity
+    of the kNN pairs above ``tau`` -- the typical similarity of a same-person
+    neighbour, on the extractor's own scale.
+    """
+    sims = graph.knn_sims[:, 1:]
+    upper = sims[sims >= graph.tau]
+    threshold = max(float(upper.mean()) if upper.size else graph.tau, graph.stop_threshold)
+    return np.where(graph.parent_sim >= threshold, graph.parent, -1)
+
+
 def _identity_codes(y):
     return np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
 
@@ -149,7 +165,8 @@ def train_network(reference, graph, y, *, estimator, seed, device):
         if y is not None:
             eps = trainer.fit_supervised(_identity_codes(y))
         else:
-            eps = trainer.fit_label_free()
+            trainer.fit_label_free()
+            eps = None  # the loss's boundary, set above
     if eps is not None:
         config["eps"] = eps
     return TrainedNetwork.from_module(trainer.module, config), trainer.history
@@ -261,16 +278,23 @@ class _Trainer:
         """Pseudo-labels from density chains on the raw features, refined over rounds.
 
         Round 1: each face's label is the density peak its chain climbs to
-        (parent steps need similarity >= the chain threshold, so the trees
-        are high-precision clusters). Later rounds: DBSCAN on the current
-        embedding at its calibrated eps. eps is calibrated against the
-        round-1 trees, the most trustworthy labels there are.
+        through confident parent steps only (:func:`anchor_parents`; LFW
+        split seeds 0-2: pairwise precision 0.999 / 0.987 / 0.999 of these
+        trees, against 0.76 / 0.45 / 0.84 through every step above the
+        chain threshold). Later rounds: DBSCAN on the current embedding at a
+        radius calibrated against the round-1 trees -- deliberately tight,
+        the trees being pure but incomplete, so the next labels stay pure.
+
+        Calibrates nothing: the radius stored with the network is the loss's own
+        boundary, ``sqrt(2 - 2 * pair_margin)``. Calibrating it against the
+        incomplete trees would pick a radius that is too tight (LFW: 0.60
+        against 0.775; pairwise / BCubed F 0.91 / 0.82 against 0.97 / 0.94,
+        three split seeds).
         """
         est = self.est
         nodes = np.arange(len(self.reference))
-        anchors = _identity_codes(chain_roots(self.graph.parent))
+        anchors = _identity_codes(chain_roots(anchor_parents(self.graph)))
         labels = anchors
-        eps = None
         for round_ in range(1, est.n_rounds + 1):
             known = self._trusted_pairs(labels)
             for epoch in range(1, est.n_epochs + 1):
@@ -278,12 +302,12 @@ class _Trainer:
                 loss = self.run_epoch(nodes, labels, epoch, known=known)
                 self.log(round=round_, epoch=epoch, train_loss=loss,
                          dur=time.perf_counter() - start)
+            if round_ == est.n_rounds:
+                break
             Z = self.embed(nodes)
             sample = nodes
             if len(nodes) > _MAX_VALIDATION_FACES:
                 sample = np.sort(self.rng.choice(nodes, _MAX_VALIDATION_FACES, replace=False))
             eps, score = calibrate_eps(Z[sample], anchors[sample])
             self.history[-1].update(valid_score=score, eps=eps)
-            if round_ < est.n_rounds:
-                labels = DBSCAN(eps=eps, min_samples=1).fit_predict(Z).astype(np.int64)
-        return eps
+            labels = DBSCAN(eps=eps, min_samples=1).fit_predict(Z).astype(np.int64)

@@ -37,11 +37,33 @@ def test_labels_and_attributes(lfw_people):
     X, y = lfw_people
     model = DensityChainClustering(k=10, n_epochs=5, random_state=0).fit(X, y)
     assert model.labels_.shape == (len(X),)
-    assert model.eps_ == model.network_.config["eps"]
+    calibrated = model.network_.config["eps"]
+    # Two stages by default: a tighter link radius (lowered further only by the
+    # percolation guard), merging at most at the calibrated radius.
+    assert model.eps_ <= calibrated - 0.05 + 1e-12
+    assert model.merge_eps_ <= calibrated
+    plain = DensityChainClustering(k=10, n_epochs=5, random_state=0, merge_eps=None).fit(X, y)
+    assert plain.eps_ == calibrated and plain.merge_eps_ is None
+    np.testing.assert_array_equal(
+        plain.labels_, DBSCAN(eps=calibrated, min_samples=1).fit_predict(plain.embedding_))
     assert model.n_clusters_ == len(np.unique(model.labels_))
     np.testing.assert_array_equal(model.labels_, clone(model).fit_predict(X, y))
     fixed = DensityChainClustering(k=10, n_epochs=5, random_state=0, eps=0.3).fit(X, y)
     assert fixed.eps_ == 0.3
+
+
+def test_given_merge_radius_is_used_as_is(lfw_people):
+    from skdanet._merge import merge_clusters
+
+    X, y = lfw_people
+    net = DANetEmbedder(k=10, n_epochs=3, random_state=0).fit(X, y).network_
+    model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7).fit(X)
+    assert model.eps_ == 0.5 and model.merge_eps_ == 0.7
+    first = DBSCAN(eps=0.5, min_samples=1).fit_predict(model.embedding_)
+    expected, _ = merge_clusters(model.embedding_, first, 0.7, guard=False)
+    np.testing.assert_array_equal(model.labels_, expected)
+    assert model.n_clusters_ <= len(np.unique(first))
+    assert "merging" in model.timings_
 
 
 def test_unlabelled_pipeline_fit_predict(lfw_people):
@@ -197,3 +219,92 @@ def test_percolation_guard_keeps_eps_without_a_jump():
     # Bridge points 2.0 apart never link: nothing jumps, eps is kept.
     Z, neighbors = _two_blobs_and_a_bridge(2.0)
     assert percolation_safe_eps(Z, neighbors, 0.75) == pytest.approx(0.75)
+
+
+def test_percolation_guard_watches_every_cluster_not_only_the_largest():
+    from skdanet._graph_dbscan import percolation_safe_eps
+
+    # The bridged pair of blobs (about 400 points together) stays smaller than
+    # a far-away pure blob of 1000 points, so the largest cluster never jumps;
+    # the merger of the two blobs must still be caught.
+    Z, _ = _two_blobs_and_a_bridge(0.74)
+    big = np.random.default_rng(1).normal(0, 0.3, (1000, 2)) + [0.0, 50.0]
+    Z = np.vstack([Z, big])
+    neighbors = np.argsort(((Z[:, None] - Z[None]) ** 2).sum(-1), axis=1, kind="stable")[:, 1:31]
+    assert percolation_safe_eps(Z, neighbors, 0.75) == pytest.approx(0.725)
+
+
+def test_merge_growth_against_brute_force():
+    from skdanet._graph_dbscan import merge_growth
+
+    rng = np.random.default_rng(0)
+    tight = rng.integers(0, 30, 200)
+    loose = rng.integers(0, 8, 30)[tight]  # every tight cluster inside one loose cluster
+    weights = rng.uniform(1, 5, 200)
+    growth, piece = merge_growth(loose, tight, weights)
+    for c in range(loose.max() + 1):
+        sizes = [weights[tight == t].sum() for t in np.unique(tight[loose == c])]
+        assert piece[c] == pytest.approx(max(sizes))
+        assert growth[c] == pytest.approx(sum(sizes) - max(sizes))
+
+
+def _brute_force_mean_merge(Z, labels, merge_eps):
+    """Reference: single linkage over all pairs of unit-norm cluster means."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    merged = fcluster(linkage(means, method="single"), t=merge_eps, criterion="distance")
+    return merged[labels]
+
+
+def test_merge_clusters_equals_single_linkage_over_means():
+    from skdanet._merge import merge_clusters
+    from skdanet.metrics import pairwise_f_score
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(300, 8))
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    labels = DBSCAN(eps=0.6, min_samples=1).fit_predict(Z)
+    assert 20 < labels.max() < 290  # pieces of various sizes to merge
+    for merge_eps in (0.3, 0.5, 0.7):
+        got, used = merge_clusters(Z, labels, merge_eps, guard=False)
+        assert used == merge_eps
+        expected = _brute_force_mean_merge(Z, labels, merge_eps)
+        # Same partition (numbering differs).
+        assert pairwise_f_score(expected, got) == 1.0
+        assert len(np.unique(got)) == len(np.unique(expected))
+    assert np.all(got[labels >= 0] >= 0)
+
+
+def test_merge_keeps_noise_and_rejoins_a_split_person():
+    from skdanet._merge import merge_clusters
+
+    # One person split in two pieces whose means are close, another person far.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=8)
+    b = -a
+    Z = np.vstack([a + 0.05 * rng.normal(size=(5, 8)), a + 0.05 * rng.normal(size=(5, 8)),
+                   b + 0.05 * rng.normal(size=(5, 8)), a])
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    labels = np.r_[np.zeros(5), np.ones(5), np.full(5, 2), -1].astype(int)
+    merged, _ = merge_clusters(Z, labels, 0.5, guard=False)
+    assert merged[0] == merged[5] != merged[10]
+    assert merged[-1] == -1
+    assert len(np.unique(merged[:15])) == 2
+
+
+def test_merge_guard_stops_means_chaining_into_one_cluster():
+    from skdanet._merge import merge_clusters
+
+    # 40 people of ten faces each, their means 0.0128 apart along an arc:
+    # merging at 0.035 chains all of them into one cluster; the guard steps
+    # down (0.025 at a time) to 0.010, below the spacing.
+    angles = np.linspace(0, 0.5, 40)
+    centres = np.c_[np.cos(angles), np.sin(angles), np.zeros(40)]
+    Z = np.repeat(centres, 10, axis=0)
+    labels = np.repeat(np.arange(40), 10)
+    unguarded, _ = merge_clusters(Z, labels, 0.035, guard=False)
+    guarded, used = merge_clusters(Z, labels, 0.035, guard=True)
+    assert len(np.unique(unguarded)) == 1
+    assert used == pytest.approx(0.010) and len(np.unique(guarded)) == 40

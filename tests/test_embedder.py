@@ -210,3 +210,29 @@ def test_verbose_reports_batch_progress(capsys):
     out = capsys.readouterr().out
     # The last batch is always reported: batch i of m, count, rate and ETA.
     assert "transform: batch 3/3 (120/120 faces)" in out and "faces/s, ETA" in out
+
+
+def test_label_free_anchors_are_purer_than_the_chain_trees():
+    # Real data: the unseen half of LFW (split seed 0), as a label-free user has it.
+    from skdanet._chain import chain_roots
+    from skdanet._trainer import anchor_parents
+    from skdanet.datasets import load_lfw_features, split_identities
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.metrics import pairwise_precision_recall_fscore
+
+    X, y = load_lfw_features(return_X_y=True)
+    _, test = split_identities(y, test_size=0.5, random_state=0)
+    graph = build_density_graph(l2_normalize(X[test]), 30)
+    anchors = chain_roots(anchor_parents(graph))
+    trees = chain_roots(graph.parent)
+    anchor_p, anchor_r, _ = pairwise_precision_recall_fscore(y[test], anchors)
+    tree_p, _, _ = pairwise_precision_recall_fscore(y[test], trees)
+    assert anchor_p > 0.99
+    assert tree_p < 0.9
+    assert anchor_r > 0.5  # still links most same-person pairs
+
+
+def test_label_free_radius_is_the_loss_boundary(lfw_subset):
+    X, _ = lfw_subset
+    emb = DANetEmbedder(k=10, n_epochs=1, n_rounds=2, pair_margin=0.6, random_state=0).fit(X)
+    assert emb.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * 0.6))

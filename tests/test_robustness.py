@@ -184,6 +184,14 @@ def test_out_of_range_parameters(Est, param, value):
         Est(**{**FAST, param: value}).fit(X)
 
 
+@pytest.mark.parametrize("param, value", [("merge_eps", 0.0), ("merge_eps", "always"),
+                                          ("eps", -0.1), ("dbscan_algorithm", "hdbscan")])
+def test_clusterer_out_of_range_parameters(param, value):
+    X, _ = data()
+    with pytest.raises(ValueError, match=f"'{param}' parameter of DensityChainClustering must be"):
+        DensityChainClustering(**{**FAST, param: value}).fit(X)
+
+
 def test_bad_device_is_clear():
     X, _ = data()
     with pytest.raises(ValueError, match="device='tpu0'"):
