@@ -232,8 +232,8 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
             with timer("merging"):
                 auto = self.merge_eps == "auto"
                 labels, merge_eps = merge_clusters(
-                    embedding, labels, calibrated if auto else self.merge_eps, guard=auto,
-                    n_jobs=1 if self.n_jobs is None else self.n_jobs)
+                    embedding, labels, calibrated if auto else self.merge_eps, neighbors,
+                    guard=auto)
         self.embedder_ = embedder
         self.embedding_ = embedding
         self.eps_ = float(eps)

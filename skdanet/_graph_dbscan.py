@@ -109,7 +109,11 @@ def single_linkage_components(Z, neighbors, radii, *, distances=None):
     n = len(Z)
     dist = knn_edge_distances(Z, neighbors) if distances is None else distances
     rows = np.repeat(np.arange(n), neighbors.shape[1])
-    cols, dist = neighbors.ravel(), dist.ravel()
+    yield from edge_components(rows, neighbors.ravel(), dist.ravel(), n, radii)
+
+
+def edge_components(rows, cols, dist, n, radii):
+    """Connected components of the edges ``dist <= radius`` of ``n`` nodes, per radius."""
     for radius in radii:
         keep = dist <= radius
         graph = sp.csr_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
@@ -174,14 +178,25 @@ def percolation_safe_eps(Z, neighbors, eps, *, step=0.025, n_steps=8, max_growth
     -------
     eps : float
     """
+    n = len(Z)
+    dist = knn_edge_distances(Z, neighbors) if distances is None else distances
+    rows = np.repeat(np.arange(n), neighbors.shape[1])
+    return edge_percolation_safe_eps(rows, neighbors.ravel(), dist.ravel(), n, eps,
+                                     step=step, n_steps=n_steps, max_growth=max_growth,
+                                     min_share=min_share, min_faces=min_faces, weights=weights)
+
+
+def edge_percolation_safe_eps(rows, cols, dist, n, eps, *, step=0.025, n_steps=8,
+                              max_growth=0.1, min_share=0.005, min_faces=100, weights=None):
+    """:func:`percolation_safe_eps` over an explicit edge list of ``n`` nodes."""
     radii = eps - step * np.arange(n_steps + 1)
     radii = radii[radii > 0]
-    total = len(Z) if weights is None else float(np.sum(weights))
-    components = single_linkage_components(Z, neighbors, radii, distances=distances)
+    total = n if weights is None else float(np.sum(weights))
+    floor = max(min_share * total, min_faces)
+    components = edge_components(rows, cols, dist, n, radii)
     loose = next(components)
     for i, tight in enumerate(components):
         growth, piece = merge_growth(loose, tight, weights)
-        floor = max(min_share * total, min_faces)
         if not np.any((growth > max_growth * piece) & (growth > floor)):
             return float(radii[i])
         loose = tight

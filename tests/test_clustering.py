@@ -60,7 +60,8 @@ def test_given_merge_radius_is_used_as_is(lfw_people):
     model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7).fit(X)
     assert model.eps_ == 0.5 and model.merge_eps_ == 0.7
     first = DBSCAN(eps=0.5, min_samples=1).fit_predict(model.embedding_)
-    expected, _ = merge_clusters(model.embedding_, first, 0.7, guard=False)
+    expected, _ = merge_clusters(model.embedding_, first, 0.7,
+                                 model.embedder_.knn_indices_[:, 1:], guard=False)
     np.testing.assert_array_equal(model.labels_, expected)
     assert model.n_clusters_ <= len(np.unique(first))
     assert "merging" in model.timings_
@@ -258,6 +259,10 @@ def _brute_force_mean_merge(Z, labels, merge_eps):
     return merged[labels]
 
 
+def _all_neighbors(Z):
+    return np.argsort(((Z[:, None] - Z[None]) ** 2).sum(-1), axis=1, kind="stable")[:, 1:]
+
+
 def test_merge_clusters_equals_single_linkage_over_means():
     from skdanet._merge import merge_clusters
     from skdanet.metrics import pairwise_f_score
@@ -268,7 +273,9 @@ def test_merge_clusters_equals_single_linkage_over_means():
     labels = DBSCAN(eps=0.6, min_samples=1).fit_predict(Z)
     assert 20 < labels.max() < 290  # pieces of various sizes to merge
     for merge_eps in (0.3, 0.5, 0.7):
-        got, used = merge_clusters(Z, labels, merge_eps, guard=False)
+        # With every face a neighbour of every other, every pair of clusters
+        # is a candidate: the result must be single linkage over all means.
+        got, used = merge_clusters(Z, labels, merge_eps, _all_neighbors(Z), guard=False)
         assert used == merge_eps
         expected = _brute_force_mean_merge(Z, labels, merge_eps)
         # Same partition (numbering differs).
@@ -288,7 +295,7 @@ def test_merge_keeps_noise_and_rejoins_a_split_person():
                    b + 0.05 * rng.normal(size=(5, 8)), a])
     Z /= np.linalg.norm(Z, axis=1, keepdims=True)
     labels = np.r_[np.zeros(5), np.ones(5), np.full(5, 2), -1].astype(int)
-    merged, _ = merge_clusters(Z, labels, 0.5, guard=False)
+    merged, _ = merge_clusters(Z, labels, 0.5, _all_neighbors(Z), guard=False)
     assert merged[0] == merged[5] != merged[10]
     assert merged[-1] == -1
     assert len(np.unique(merged[:15])) == 2
@@ -304,7 +311,8 @@ def test_merge_guard_stops_means_chaining_into_one_cluster():
     centres = np.c_[np.cos(angles), np.sin(angles), np.zeros(40)]
     Z = np.repeat(centres, 10, axis=0)
     labels = np.repeat(np.arange(40), 10)
-    unguarded, _ = merge_clusters(Z, labels, 0.035, guard=False)
-    guarded, used = merge_clusters(Z, labels, 0.035, guard=True)
+    neighbors = _all_neighbors(Z)
+    unguarded, _ = merge_clusters(Z, labels, 0.035, neighbors, guard=False)
+    guarded, used = merge_clusters(Z, labels, 0.035, neighbors, guard=True)
     assert len(np.unique(unguarded)) == 1
     assert used == pytest.approx(0.010) and len(np.unique(guarded)) == 40
