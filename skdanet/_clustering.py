@@ -220,7 +220,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
             merging = self.merge_eps is not None
             eps = self.eps
             if eps is None:
-                start = calibrated - _LINK_TIGHTENING if merging else calibrated
+                start = max(calibrated - _LINK_TIGHTENING, calibrated / 2) if merging else calibrated
                 eps = percolation_safe_eps(embedding, neighbors, start, distances=distances)
             if on_knn:
                 labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,

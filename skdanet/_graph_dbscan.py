@@ -191,6 +191,8 @@ def edge_percolation_safe_eps(rows, cols, dist, n, eps, *, step=0.025, n_steps=8
     """:func:`percolation_safe_eps` over an explicit edge list of ``n`` nodes."""
     radii = eps - step * np.arange(n_steps + 1)
     radii = radii[radii > 0]
+    if len(radii) < 2:  # no smaller radius to step down to
+        return float(eps)
     total = n if weights is None else float(np.sum(weights))
     floor = max(min_share * total, min_faces)
     components = edge_components(rows, cols, dist, n, radii)

@@ -332,3 +332,12 @@ def test_load_missing_file(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         TrainedNetwork.load(tmp_path / "nope.npz")
+
+
+def test_tiny_network_radius_still_clusters():
+    # Label-free radius sqrt(2 - 2 * 0.999) = 0.045, below the link tightening
+    # (0.05): the link radius must stay positive instead of failing deep inside.
+    X, _ = data()
+    model = DensityChainClustering(**{**FAST, "pair_margin": 0.999}).fit(X)
+    assert 0 < model.eps_ < model.merge_eps_ <= model.network_.config["eps"]
+    assert model.labels_.shape == (len(X),)
