@@ -58,9 +58,9 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         would bridge two people, so merging recovers a person's split
         pieces without the bridges a looser link radius brings. "auto": the
         network's calibrated radius, lowered like ``eps`` while some merged
-        cluster grows abruptly (on a million face-like faces: 0.75 -> 0.675). None: no merging. On LFW (three split
-        seeds) merging raised pairwise F from 0.948 to 0.981 and BCubed F
-        from 0.944 to 0.955.
+        cluster grows abruptly (on a million face-like faces: 0.75 -> 0.675).
+        None: no merging. On LFW (three split seeds) merging raised pairwise
+        F from 0.948 to 0.981 and BCubed F from 0.944 to 0.955.
     min_samples : int, default=1
         DBSCAN's ``min_samples``. 1 keeps people with a single photo as
         clusters of their own instead of noise.
@@ -220,7 +220,9 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
             merging = self.merge_eps is not None
             eps = self.eps
             if eps is None:
-                start = max(calibrated - _LINK_TIGHTENING, calibrated / 2) if merging else calibrated
+                start = calibrated
+                if merging:
+                    start = max(calibrated - _LINK_TIGHTENING, calibrated / 2)
                 eps = percolation_safe_eps(embedding, neighbors, start, distances=distances)
             if on_knn:
                 labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,

@@ -82,8 +82,8 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         chain node by a linear projection of its own feature, so the context
         comes from the chain alone: on LFW (three split seeds) that scored
         pairwise F 0.981 / BCubed F 0.955 against 0.975 / 0.951 with one GCN
-        layer (benchmarks/bench_lfw.py, DensityChainClustering). The clique network may pay off on
-        data with many faces per person; tune it there.
+        layer (benchmarks/bench_lfw.py, DensityChainClustering). The clique
+        network may pay off on data with many faces per person; tune it there.
     chain_network : {"attention", "lstm"}, default="attention"
         Aggregation of the chain. On LFW (three split seeds) the two are
         within each other's spread: LSTM pairwise F 0.983 / BCubed F 0.956,

@@ -104,14 +104,6 @@ def _number_by_first_point(labels):
     return out
 
 
-def single_linkage_components(Z, neighbors, radii, *, distances=None):
-    """Single-linkage clusters over the kNN pairs at each radius (component labels)."""
-    n = len(Z)
-    dist = knn_edge_distances(Z, neighbors) if distances is None else distances
-    rows = np.repeat(np.arange(n), neighbors.shape[1])
-    yield from edge_components(rows, neighbors.ravel(), dist.ravel(), n, radii)
-
-
 def edge_components(rows, cols, dist, n, radii):
     """Connected components of the edges ``dist <= radius`` of ``n`` nodes, per radius."""
     for radius in radii:
@@ -120,27 +112,19 @@ def edge_components(rows, cols, dist, n, radii):
         yield connected_components(graph, directed=False)[1]
 
 
-def largest_cluster_sizes(Z, neighbors, radii, *, distances=None, weights=None):
-    """Size of the largest single-linkage cluster over the kNN pairs, at each radius.
-
-    ``weights`` (one per point, default 1) counts a point as that many: a
-    cluster mean standing for its faces.
-    """
-    return np.array([np.bincount(comp, weights=weights).max() for comp in
-                     single_linkage_components(Z, neighbors, radii, distances=distances)])
-
-
 def merge_growth(loose, tight, weights=None):
     """How much each cluster of ``loose`` adds to its largest piece in ``tight``.
 
     ``loose`` and ``tight`` label the same points at two radii (each tight
-    cluster lies inside one loose cluster).
+    cluster lies inside one loose cluster). ``weights`` (one per point,
+    default 1) counts a point as that many: a cluster mean standing for its
+    faces.
 
     Returns
     -------
     growth, largest_piece : ndarray of shape (n_loose_clusters,)
         Size of each loose cluster minus its largest tight piece, and that
-        piece's size (weighted as in :func:`largest_cluster_sizes`).
+        piece's (weighted) size.
     """
     loose_size = np.bincount(loose, weights=weights)
     tight_size = np.bincount(tight, weights=weights)
@@ -172,7 +156,7 @@ def percolation_safe_eps(Z, neighbors, eps, *, step=0.025, n_steps=8, max_growth
     watched, not only the largest: on a million faces a 45,000-face merger
     of 1,000-face people formed next to a larger, pure cluster.
     ``distances``: as in :func:`graph_dbscan`; ``weights``: as in
-    :func:`largest_cluster_sizes`.
+    :func:`merge_growth`.
 
     Returns
     -------

@@ -17,10 +17,12 @@ Torch-free numerics; :class:`~skdanet.DensityChainClustering` composes them.
 """
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
-from ._graph_dbscan import _number_by_first_point, edge_percolation_safe_eps
+from ._graph_dbscan import (
+    _number_by_first_point,
+    edge_components,
+    edge_percolation_safe_eps,
+)
 
 _PAIR_BLOCK = 262_144
 
@@ -110,9 +112,7 @@ def merge_clusters(Z, labels, merge_eps, neighbors, *, guard=True):
     dist = _mean_distances(means, a, b)
     if guard:
         merge_eps = edge_percolation_safe_eps(a, b, dist, m, merge_eps, weights=sizes)
-    keep = dist <= merge_eps
-    graph = sp.csr_matrix((np.ones(keep.sum()), (a[keep], b[keep])), shape=(m, m))
-    merged = connected_components(graph, directed=False)[1]
+    merged = next(edge_components(a, b, dist, m, [merge_eps]))
     out = np.full(len(labels), -1, dtype=np.int64)
     clustered = labels >= 0
     out[clustered] = merged[labels[clustered]]
