@@ -126,9 +126,11 @@ def print_table(per_seed):
                 continue
             got = np.array([r[name][metric] for r in per_seed])
             target = B + (1 - B) / share
-            print(f"target {name:<20} {metric}: {got.mean():.4f} vs B + (1-B)/{share} = "
+            # B is each seed's best raw baseline; the mean line compares means.
+            print(f"target {name:<20} {metric}: mean {got.mean():.4f} vs B + (1-B)/{share} = "
                   f"{target.mean():.4f} (B = {B.mean():.4f}) -> "
-                  f"{'met' if np.all(got >= target) else 'NOT met'}")
+                  f"{'met' if got.mean() >= target.mean() else 'NOT met'} in the mean, "
+                  f"met on {int(np.sum(got >= target))} of {len(got)} seed(s)")
     sup = [r["DA-Net supervised"] for r in per_seed if "DA-Net supervised" in r]
     if sup:
         print(f"seconds per epoch (supervised, CPU): {np.mean([s['s_per_epoch'] for s in sup]):.2f}")

@@ -93,6 +93,7 @@ def run_danet(n, network_path, raw_eps):
     total = time.perf_counter() - t
     out = {"n": n, "total": total, "rss_peak": peak_rss_gb(), "rss_data": rss_data,
            "eps": model.eps_, "merge_eps": model.merge_eps_,
+           "min_merge_eps": model.min_merge_eps_,
            **model.timings_, **scores(y, model.labels_)}
     # One stage (merge_eps=None): guarded DBSCAN at the calibrated radius, same embedding.
     neighbors = model.embedder_.knn_indices_[:, 1:]
@@ -216,9 +217,10 @@ def main():
               f"FINCH level {info['finch_level']}")
         print(f"n_jobs={N_JOBS}, 128-d make_face_like (n/5 people), one process per size\n")
         cols = ["n", *STAGES, "total", "rss_peak", "pair_f", "bcubed_f", "clusters", "eps",
-                "merge_eps", "one_stage_pair_f", "one_stage_bcubed_f"]
+                "merge_eps", "min_merge_eps", "one_stage_pair_f", "one_stage_bcubed_f"]
         print("DA-Net (trained network) + DBSCAN + merging, seconds per stage, peak RSS in GB; "
-              "one_stage_*: DBSCAN alone (merge_eps=None) on the same embedding")
+              "one_stage_*: DBSCAN alone (merge_eps=None) on the same embedding; "
+              "min_merge_eps: lowest radius the merge guard fell back to")
         print("".join(f"{c[:13]:>14}" for c in cols), flush=True)
         rows, baselines = [], []
         for n in a.sizes:

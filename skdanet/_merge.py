@@ -21,7 +21,7 @@ import numpy as np
 from ._graph_dbscan import (
     _number_by_first_point,
     edge_components,
-    edge_percolation_safe_eps,
+    edge_guarded_components,
 )
 
 _PAIR_BLOCK = 262_144
@@ -91,29 +91,37 @@ def merge_clusters(Z, labels, merge_eps, neighbors, *, guard=True):
         The kNN graph of the faces (self excluded): clusters are candidates
         for merging when an edge joins them (:func:`adjacent_cluster_pairs`).
     guard : bool, default=True
-        Lower ``merge_eps`` as :func:`~skdanet._graph_dbscan.percolation_safe_eps`
-        does for faces, counting each mean with its cluster's size: a merge
-        radius calibrated on a few thousand held-out faces can chain clusters
-        of different people into one on a million.
+        Apply the percolation guard of
+        :func:`~skdanet._graph_dbscan.edge_guarded_components` to the means,
+        counting each with its cluster's size: a merged cluster that grows
+        abruptly at ``merge_eps`` is merged again at a lower radius (0.025
+        at a time), all others keep ``merge_eps``. A merge radius calibrated
+        on a few thousand held-out faces can chain clusters of different
+        people into one on a million.
 
     Returns
     -------
     labels : ndarray of shape (n_samples,), int64
         Merged clusters, numbered by their first face.
-    merge_eps : float
-        The radius used (lowered by the guard, or as given).
+    radius : ndarray of shape (n_samples,)
+        The merge radius of each face's cluster (``merge_eps`` unless the
+        guard lowered it; NaN for noise).
     """
     labels = np.asarray(labels, dtype=np.int64)
+    clustered = labels >= 0
+    radius = np.where(clustered, float(merge_eps), np.nan)
     means, sizes = cluster_means(Z, labels)
     m = len(means)
     if m < 2:
-        return _number_by_first_point(labels), float(merge_eps)
+        return _number_by_first_point(labels), radius
     a, b = adjacent_cluster_pairs(labels, neighbors)
     dist = _mean_distances(means, a, b)
     if guard:
-        merge_eps = edge_percolation_safe_eps(a, b, dist, m, merge_eps, weights=sizes)
-    merged = next(edge_components(a, b, dist, m, [merge_eps]))
+        merged, cluster_radius = edge_guarded_components(a, b, dist, m, merge_eps,
+                                                         weights=sizes)
+        radius[clustered] = cluster_radius[labels[clustered]]
+    else:
+        merged = next(edge_components(a, b, dist, m, [merge_eps]))
     out = np.full(len(labels), -1, dtype=np.int64)
-    clustered = labels >= 0
     out[clustered] = merged[labels[clustered]]
-    return _number_by_first_point(out), float(merge_eps)
+    return _number_by_first_point(out), radius

@@ -275,8 +275,8 @@ def test_merge_clusters_equals_single_linkage_over_means():
     for merge_eps in (0.3, 0.5, 0.7):
         # With every face a neighbour of every other, every pair of clusters
         # is a candidate: the result must be single linkage over all means.
-        got, used = merge_clusters(Z, labels, merge_eps, _all_neighbors(Z), guard=False)
-        assert used == merge_eps
+        got, radius = merge_clusters(Z, labels, merge_eps, _all_neighbors(Z), guard=False)
+        assert np.all(radius == merge_eps)
         expected = _brute_force_mean_merge(Z, labels, merge_eps)
         # Same partition (numbering differs).
         assert pairwise_f_score(expected, got) == 1.0
@@ -313,6 +313,34 @@ def test_merge_guard_stops_means_chaining_into_one_cluster():
     labels = np.repeat(np.arange(40), 10)
     neighbors = _all_neighbors(Z)
     unguarded, _ = merge_clusters(Z, labels, 0.035, neighbors, guard=False)
-    guarded, used = merge_clusters(Z, labels, 0.035, neighbors, guard=True)
+    guarded, radius = merge_clusters(Z, labels, 0.035, neighbors, guard=True)
     assert len(np.unique(unguarded)) == 1
-    assert used == pytest.approx(0.010) and len(np.unique(guarded)) == 40
+    assert np.allclose(radius, 0.010) and len(np.unique(guarded)) == 40
+
+
+def test_merge_guard_lowers_the_radius_only_where_clusters_chain():
+    from skdanet._merge import merge_clusters
+
+    # The chaining arc of 40 people above, plus 30 people each split in two
+    # pieces whose means are 0.02 apart, far from the arc and from each other:
+    # a global guard would lower the radius for everyone (0.010, below 0.02)
+    # and leave the 30 people split; the guard must lower it on the arc only.
+    angles = np.linspace(0, 0.5, 40)
+    arc = np.c_[np.cos(angles), np.sin(angles), np.zeros((40, 3))]
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 5)) + [0, 0, 0, 0, 8]
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    offset = np.zeros(5)
+    offset[2] = 0.01
+    Z = np.vstack([np.repeat(arc, 10, axis=0),
+                   np.repeat(centres + offset, 10, axis=0),
+                   np.repeat(centres - offset, 10, axis=0)])
+    labels = np.arange(100).repeat(10)
+    person = np.r_[np.arange(40), np.arange(40, 70), np.arange(40, 70)].repeat(10)
+    neighbors = _all_neighbors(Z)[:, :40]
+    merged, radius = merge_clusters(Z, labels, 0.035, neighbors, guard=True)
+    np.testing.assert_allclose(radius[:400], 0.010)
+    np.testing.assert_allclose(radius[400:], 0.035)
+    # Every person whole and alone: the same partition as the identities.
+    assert len(np.unique(merged)) == 70
+    assert len(np.unique(np.c_[merged, person], axis=0)) == 70
