@@ -11,15 +11,11 @@ from ._embedder import DANetEmbedder
 from ._fitting import unfitted_on_failure
 from ._graph_dbscan import graph_dbscan, knn_edge_distances, percolation_safe_eps
 from ._knn import EXACT_SEARCH_MAX_ROWS
-from ._merge import merge_clusters
+from ._merge import link_radius, merge_clusters
 from ._progress import StageTimer
 
 # The embedder's parameters, exposed unchanged by the clusterer.
 _EMBEDDER_PARAMS = tuple(DANetEmbedder._parameter_constraints)
-# With merging, the default link radius is this much tighter than the
-# network's calibrated radius, which then serves as the merge radius: the
-# link stage only has to produce pure pieces (see skdanet._merge).
-_LINK_TIGHTENING = 0.05
 
 
 class DensityChainClustering(ClusterMixin, BaseEstimator):
@@ -225,9 +221,9 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
             merging = self.merge_eps is not None
             eps = self.eps
             if eps is None:
-                start = calibrated
-                if merging:
-                    start = max(calibrated - _LINK_TIGHTENING, calibrated / 2)
+                # With merging, the calibrated radius is the merge radius and
+                # the link stage a tighter one (see skdanet._merge).
+                start = link_radius(calibrated) if merging else calibrated
                 eps = percolation_safe_eps(embedding, neighbors, start, distances=distances)
             if on_knn:
                 labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,

@@ -25,6 +25,14 @@ from ._graph_dbscan import (
 )
 
 _PAIR_BLOCK = 262_144
+# The default link radius is this much tighter than the merge radius: the link
+# stage only has to produce pure pieces, merging joins them.
+LINK_TIGHTENING = 0.05
+
+
+def link_radius(merge_eps):
+    """Default first-stage DBSCAN radius for a merge radius ``merge_eps``."""
+    return max(merge_eps - LINK_TIGHTENING, merge_eps / 2)
 
 
 def cluster_means(Z, labels):

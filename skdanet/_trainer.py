@@ -15,6 +15,7 @@ from sklearn.cluster import DBSCAN
 from ._batching import chain_slots, reference_clique_tensors
 from ._chain import chain_roots
 from ._clique import clique_mask
+from ._merge import cluster_means
 from ._network import TrainedNetwork
 from ._nn import DANet
 from ._progress import EpochTable
@@ -256,23 +257,44 @@ class _Trainer:
         return best_eps
 
     # -- label-free ---------------------------------------------------------
-    def _trusted_pairs(self, labels):
+    def _trusted_pairs(self, labels, mergeable=None):
         """Which pairs of a batch to learn from when labels are pseudo-labels.
 
         Same pseudo-label: trusted positive. Different pseudo-labels but raw
         similarity above the clique threshold: the pseudo-labels may have
         split one person, so the pair is left out rather than pushed apart.
+        Likewise, when given ``mergeable(nodes)`` (a boolean matrix: pairs
+        whose pseudo-label clusters the merging stage would join directly),
+        those pairs are left out: neither pulled together, since a merge may
+        join two people, nor pushed apart.
         """
         tau = self.graph.tau
 
         def known(nodes):
             F_ = self.reference[nodes]
-            raw = torch.as_tensor(F_ @ F_.T, device=self.device)
-            same = torch.as_tensor(labels[nodes][:, None] == labels[nodes][None, :],
-                                   device=self.device)
-            return same | (raw < tau)
+            pushable = torch.as_tensor(F_ @ F_.T, device=self.device) < tau
+            if mergeable is not None:
+                pushable &= ~mergeable(nodes)
+            same = labels[nodes][:, None] == labels[nodes][None, :]
+            return torch.as_tensor(same, device=self.device) | pushable
 
         return known
+
+    def _mergeable_pairs(self, Z, labels):
+        """Pairs whose clusters' unit-norm means lie within the merge radius.
+
+        Direct merges only, not their transitive closure: single linkage over
+        the means of a poor early embedding can chain everybody into one
+        cluster, and then nothing would be pushed apart.
+        """
+        merge_eps = float(np.sqrt(2 - 2 * self.est.pair_margin))
+        means = torch.as_tensor(cluster_means(Z, labels)[0], device=self.device)
+
+        def mergeable(nodes):
+            m = means[torch.as_tensor(labels[nodes], device=self.device)]
+            return torch.cdist(m, m) <= merge_eps
+
+        return mergeable
 
     def fit_label_free(self):
         """Pseudo-labels from density chains on the raw features, refined over rounds.
@@ -284,6 +306,14 @@ class _Trainer:
         chain threshold). Later rounds: DBSCAN on the current embedding at a
         radius calibrated against the round-1 trees -- deliberately tight,
         the trees being pure but incomplete, so the next labels stay pure.
+        Pairs of pseudo-label clusters whose mean embeddings lie within the
+        merge radius (:meth:`_mergeable_pairs`) are not pushed apart: merging
+        joins such pieces of one person that the tight labels split. Nor are
+        they pulled together: taken as positives, one wrong merge is learnt
+        and spreads (LFW split seed 1: pairwise F 0.86). Pairwise / BCubed F
+        of the default clustering, mean of LFW split seeds 0-2 and 3-5: 0.976
+        / 0.942 and 0.985 / 0.938, against 0.974 / 0.934 and 0.981 / 0.936
+        when these pairs are pushed apart.
 
         Calibrates nothing: the radius stored with the network is the loss's own
         boundary, ``sqrt(2 - 2 * pair_margin)``. Calibrating it against the
@@ -294,9 +324,9 @@ class _Trainer:
         est = self.est
         nodes = np.arange(len(self.reference))
         anchors = _identity_codes(chain_roots(anchor_parents(self.graph)))
-        labels = anchors
+        labels, mergeable = anchors, None
         for round_ in range(1, est.n_rounds + 1):
-            known = self._trusted_pairs(labels)
+            known = self._trusted_pairs(labels, mergeable)
             for epoch in range(1, est.n_epochs + 1):
                 start = time.perf_counter()
                 loss = self.run_epoch(nodes, labels, epoch, known=known)
@@ -311,3 +341,4 @@ class _Trainer:
             eps, score = calibrate_eps(Z[sample], anchors[sample])
             self.history[-1].update(valid_score=score, eps=eps)
             labels = DBSCAN(eps=eps, min_samples=1).fit_predict(Z).astype(np.int64)
+            mergeable = self._mergeable_pairs(Z, labels)

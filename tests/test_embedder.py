@@ -236,3 +236,42 @@ def test_label_free_radius_is_the_loss_boundary(lfw_subset):
     X, _ = lfw_subset
     emb = DANetEmbedder(k=10, n_epochs=1, n_rounds=2, pair_margin=0.6, random_state=0).fit(X)
     assert emb.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * 0.6))
+
+
+def test_label_free_trusted_pairs_spare_what_merging_would_join():
+    # Brute-force reference: a pair is learnt from when it shares a pseudo-label
+    # (pulled together), or when it is dissimilar on the raw features and the
+    # unit-norm means of its two pseudo-label clusters are further apart than
+    # the merge radius (pushed apart); all other pairs are left out of the loss.
+    from types import SimpleNamespace
+
+    from skdanet._trainer import _Trainer
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(40, 4))
+    F /= np.linalg.norm(F, axis=1, keepdims=True)
+    Z = rng.normal(size=(40, 3))
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    labels = rng.integers(0, 12, size=40)
+    labels = np.unique(labels, return_inverse=True)[1]
+    margin = 0.7
+    trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
+                              graph=SimpleNamespace(tau=0.2),
+                              est=SimpleNamespace(pair_margin=margin))
+    means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    radius = np.sqrt(2 - 2 * margin)
+    nodes = rng.permutation(40)[:30]
+    mergeable = _Trainer._mergeable_pairs(trainer, Z, labels)
+    n_spared = 0
+    for merge_aware in (False, True):
+        known = _Trainer._trusted_pairs(trainer, labels, mergeable if merge_aware else None)
+        known = known(nodes).numpy()
+        for i, a in enumerate(nodes):
+            for j, b in enumerate(nodes):
+                near = np.linalg.norm(means[labels[a]] - means[labels[b]]) <= radius
+                dissimilar = float(F[a] @ F[b]) < 0.2
+                expected = labels[a] == labels[b] or (dissimilar and not (merge_aware and near))
+                assert known[i, j] == expected, (a, b, merge_aware)
+                n_spared += merge_aware and dissimilar and near and labels[a] != labels[b]
+    assert n_spared > 0  # the case the merge radius decides does occur
