@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 
-def balanced_pair_loss(z, labels, *, scale, margin, known=None):
+def balanced_pair_loss(z, labels, *, scale, margin, known=None, same=None):
     """Balanced pairwise logistic loss on cosine similarities.
 
     Parameters
@@ -36,6 +36,9 @@ def balanced_pair_loss(z, labels, *, scale, margin, known=None):
     known : BoolTensor of shape (B, B), optional
         Pairs whose relation is trusted (label-free training leaves uncertain
         pairs out); all pairs by default.
+    same : BoolTensor of shape (B, B), optional
+        Pairs to pull together (label-free training adds pairs of pseudo-label
+        clusters that lie close); by default the pairs of one label.
 
     Returns
     -------
@@ -43,7 +46,7 @@ def balanced_pair_loss(z, labels, *, scale, margin, known=None):
     """
     sim = z @ z.T
     logits = scale * (sim - margin)
-    same = labels[:, None] == labels[None, :]
+    same = _same_identity(labels, same)
     upper = torch.ones_like(same).triu(diagonal=1)
     if known is not None:
         upper = upper & known
@@ -59,7 +62,7 @@ def balanced_pair_loss(z, labels, *, scale, margin, known=None):
     return sum(terms) / len(terms)
 
 
-def hardest_pair_loss(z, labels, *, scale, margin, known=None):
+def hardest_pair_loss(z, labels, *, scale, margin, known=None, same=None):
     """Per-face loss on the pairs single-linkage DBSCAN decides on.
 
     DBSCAN with ``min_samples=1`` links a face to a wrong person through its
@@ -71,7 +74,7 @@ def hardest_pair_loss(z, labels, *, scale, margin, known=None):
     0.55-0.575 without), which makes the calibrated eps transfer.
     """
     sim = z @ z.T
-    same = labels[:, None] == labels[None, :]
+    same = _same_identity(labels, same)
     eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
     usable = ~eye if known is None else (~eye & known)
     floor = -4.0  # below any cosine similarity: masks out a pair
@@ -89,10 +92,14 @@ def hardest_pair_loss(z, labels, *, scale, margin, known=None):
     return loss
 
 
-def pair_loss(z, labels, *, scale, margin, known=None):
+def pair_loss(z, labels, *, scale, margin, known=None, same=None):
     """The training objective: balanced pairwise loss plus the hardest-pair term."""
-    return (balanced_pair_loss(z, labels, scale=scale, margin=margin, known=known)
-            + hardest_pair_loss(z, labels, scale=scale, margin=margin, known=known))
+    kw = {"scale": scale, "margin": margin, "known": known, "same": same}
+    return balanced_pair_loss(z, labels, **kw) + hardest_pair_loss(z, labels, **kw)
+
+
+def _same_identity(labels, same):
+    return labels[:, None] == labels[None, :] if same is None else same
 
 
 def neighbourhood_batches(train_nodes, knn_indices, rng, *, batch_size, per_seed):

@@ -238,13 +238,14 @@ def test_label_free_radius_is_the_loss_boundary(lfw_subset):
     assert emb.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * 0.6))
 
 
-def test_label_free_trusted_pairs_spare_what_merging_would_join():
-    # Brute-force reference: a pair is learnt from when it shares a pseudo-label
-    # (pulled together), or when it is dissimilar on the raw features and the
-    # unit-norm means of its two pseudo-label clusters are further apart than
-    # the merge radius (pushed apart); all other pairs are left out of the loss.
+def test_label_free_pair_relation_follows_the_two_clustering_radii():
+    # Brute-force reference for which pairs label-free training pulls together
+    # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie
+    # within the link radius), pushes apart (raw-dissimilar, and the means
+    # further apart than the merge radius), or leaves out (all other pairs).
     from types import SimpleNamespace
 
+    from skdanet._merge import link_radius
     from skdanet._trainer import _Trainer
 
     rng = np.random.default_rng(0)
@@ -252,26 +253,28 @@ def test_label_free_trusted_pairs_spare_what_merging_would_join():
     F /= np.linalg.norm(F, axis=1, keepdims=True)
     Z = rng.normal(size=(40, 3))
     Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-    labels = rng.integers(0, 12, size=40)
-    labels = np.unique(labels, return_inverse=True)[1]
+    labels = np.unique(rng.integers(0, 12, size=40), return_inverse=True)[1]
     margin = 0.7
     trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
                               graph=SimpleNamespace(tau=0.2),
                               est=SimpleNamespace(pair_margin=margin))
     means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
     means /= np.linalg.norm(means, axis=1, keepdims=True)
-    radius = np.sqrt(2 - 2 * margin)
+    merge_eps = np.sqrt(2 - 2 * margin)
     nodes = rng.permutation(40)[:30]
-    mergeable = _Trainer._mergeable_pairs(trainer, Z, labels)
-    n_spared = 0
-    for merge_aware in (False, True):
-        known = _Trainer._trusted_pairs(trainer, labels, mergeable if merge_aware else None)
-        known = known(nodes).numpy()
+    seen = set()
+    for embedded in (False, True):
+        relation = _Trainer._pseudo_pair_relation(trainer, labels, Z if embedded else None)
+        same, known = (t.numpy() for t in relation(nodes))
         for i, a in enumerate(nodes):
             for j, b in enumerate(nodes):
-                near = np.linalg.norm(means[labels[a]] - means[labels[b]]) <= radius
-                dissimilar = float(F[a] @ F[b]) < 0.2
-                expected = labels[a] == labels[b] or (dissimilar and not (merge_aware and near))
-                assert known[i, j] == expected, (a, b, merge_aware)
-                n_spared += merge_aware and dissimilar and near and labels[a] != labels[b]
-    assert n_spared > 0  # the case the merge radius decides does occur
+                apart = np.linalg.norm(means[labels[a]] - means[labels[b]])
+                one = labels[a] == labels[b]
+                pulled = one or (embedded and apart <= link_radius(merge_eps))
+                pushed = (not pulled and float(F[a] @ F[b]) < 0.2
+                          and (not embedded or apart > merge_eps))
+                assert same[i, j] == pulled, (a, b, embedded)
+                assert known[i, j] == (pulled or pushed), (a, b, embedded)
+                if embedded and not one:
+                    seen.add("pulled" if pulled else "pushed" if pushed else "left out")
+    assert seen == {"pulled", "pushed", "left out"}  # every case occurs
