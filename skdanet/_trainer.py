@@ -287,6 +287,7 @@ class _Trainer:
         """
         tau = self.graph.tau
         merge_eps = loss_boundary(self.est.pair_margin)
+        pull_eps = link_radius(merge_eps)
         means = None
         if Z is not None:
             means = torch.as_tensor(cluster_means(Z, labels)[0], device=self.device)
@@ -299,7 +300,7 @@ class _Trainer:
             if means is not None:
                 m = means[torch.as_tensor(labels[nodes], device=self.device)]
                 apart = torch.cdist(m, m)
-                same |= apart <= link_radius(merge_eps)
+                same |= apart <= pull_eps
                 pushable &= apart > merge_eps
             return same, same | pushable
 
