@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-STAGES = ["kNN graph", "density and chains", "clique network", "chain network", "DBSCAN",
+STAGES = ["kNN graph", "density and chains", "clique network", "chain network",
+          "query expansion", "DBSCAN",
           "merging"]
 TRAIN_FACES = 20_000
 N_JOBS = 2
@@ -97,7 +98,9 @@ def run_danet(n, network_path, raw_eps):
            **model.timings_, **scores(y, model.labels_)}
     # One stage (merge_eps=None): guarded DBSCAN at the calibrated radius, same embedding.
     neighbors = model.embedder_.knn_indices_[:, 1:]
-    one_eps = percolation_safe_eps(model.embedding_, neighbors, net.config["eps"])
+    # merge_eps_ ("auto") is the network's calibrated radius carried into the
+    # space of embedding_ (query expansion), where one-stage DBSCAN runs too.
+    one_eps = percolation_safe_eps(model.embedding_, neighbors, model.merge_eps_)
     one = scores(y, graph_dbscan(model.embedding_, neighbors, one_eps))
     out.update(one_stage_eps=one_eps, one_stage_pair_f=one["pair_f"],
                one_stage_bcubed_f=one["bcubed_f"])

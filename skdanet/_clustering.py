@@ -8,6 +8,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._embedder import DANetEmbedder
+from ._expansion import expand_embedding, matched_radius
 from ._fitting import unfitted_on_failure
 from ._graph_dbscan import graph_dbscan, knn_edge_distances, percolation_safe_eps
 from ._knn import EXACT_SEARCH_MAX_ROWS
@@ -69,6 +70,18 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         and memory; the same clusters whenever a face's ``eps``-neighbours in
         the embedding are among its ``k`` nearest raw neighbours.
         ``"auto"``: exact up to 30,000 faces, knn above.
+    query_expansion : int, default=4
+        Before clustering, each face's embedding is replaced by the
+        unit-norm weighted mean of itself and its ``query_expansion`` most
+        similar kNN neighbours (weights: cosine similarity cubed), so the
+        photos of one person move together (see ``skdanet._expansion``).
+        Every radius (``eps``, ``merge_eps`` and the calibrated one) is
+        given in the network's space and carried over to the expanded space
+        as the radius under which the same share of kNN pairs falls;
+        ``eps_``, ``merge_eps_`` and ``embedding_`` are in the expanded
+        space. On LFW (six split seeds) it raised pairwise / BCubed F from
+        0.980 / 0.952 to 0.985 / 0.958 (supervised) and from 0.979 / 0.948 to
+        0.982 / 0.952 (label-free). 0: cluster the embedding as it is.
 
     Attributes
     ----------
@@ -78,19 +91,21 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
     embedder_ : DANetEmbedder
         The fitted embedder.
     embedding_ : ndarray of shape (n_samples, n_components)
-        The learned embedding of ``X``.
+        The learned embedding of ``X`` that was clustered (after query
+        expansion, if any).
     eps_ : float
-        The DBSCAN radius used.
+        The DBSCAN radius used, in the space of ``embedding_``.
     merge_eps_ : float or None
-        The merge radius used (None: no merging).
+        The merge radius used, in the space of ``embedding_`` (None: no
+        merging).
     min_merge_eps_ : float or None
         The lowest merge radius the guard fell back to for clusters that
         grew abruptly at ``merge_eps_`` (equal to it when none did).
     n_clusters_ : int
         Number of clusters (noise excluded).
     timings_ : dict
-        Seconds per stage: the embedder's (see :class:`DANetEmbedder`), "DBSCAN" and
-        "merging".
+        Seconds per stage: the embedder's (see :class:`DANetEmbedder`), "query
+        expansion", "DBSCAN" and "merging".
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string feature names.
@@ -119,6 +134,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         "merge_eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
         "min_samples": [Interval(Integral, 1, None, closed="left")],
         "dbscan_algorithm": [StrOptions({"auto", "exact", "knn"})],
+        "query_expansion": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -131,6 +147,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         merge_eps="auto",
         min_samples=1,
         dbscan_algorithm="auto",
+        query_expansion=4,
         hidden_size=128,
         n_components=None,
         n_gcn_layers=0,
@@ -160,6 +177,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         self.merge_eps = merge_eps
         self.min_samples = min_samples
         self.dbscan_algorithm = dbscan_algorithm
+        self.query_expansion = query_expansion
         self.hidden_size = hidden_size
         self.n_components = n_components
         self.n_gcn_layers = n_gcn_layers
@@ -209,22 +227,30 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         embedder = self._make_embedder()
         embedding = embedder.fit_transform(X, y)
         timer = StageTimer(self.verbose, prefix="[DensityChainClustering]")
+        neighbors = embedder.knn_indices_[:, 1:]
+        on_knn = self._dbscan_on_knn(len(embedding))
+        # The kNN-pair distances, computed once for the expansion, the guard
+        # and DBSCAN (none needs them with a given eps, exact DBSCAN and no
+        # expansion).
+        distances = None
+        if self.eps is None or on_knn or self.query_expansion:
+            distances = knn_edge_distances(embedding, neighbors)
+        to_clustered_space = float  # radii are given in the network's space
+        if self.query_expansion:
+            with timer("query expansion"):
+                embedding, distances, to_clustered_space = self._expand(
+                    embedding, neighbors, distances)
+        calibrated = embedder.network_.config["eps"]
+        merging = self.merge_eps is not None
         with timer("DBSCAN"):
-            neighbors = embedder.knn_indices_[:, 1:]
-            on_knn = self._dbscan_on_knn(len(embedding))
-            # The kNN-pair distances, computed once for the guard and DBSCAN
-            # (neither needs them with a given eps and exact DBSCAN).
-            distances = None
-            if self.eps is None or on_knn:
-                distances = knn_edge_distances(embedding, neighbors)
-            calibrated = embedder.network_.config["eps"]
-            merging = self.merge_eps is not None
             eps = self.eps
             if eps is None:
                 # With merging, the calibrated radius is the merge radius and
                 # the link stage a tighter one (see skdanet._merge).
-                start = link_radius(calibrated) if merging else calibrated
+                start = to_clustered_space(link_radius(calibrated) if merging else calibrated)
                 eps = percolation_safe_eps(embedding, neighbors, start, distances=distances)
+            else:
+                eps = to_clustered_space(eps)
             if on_knn:
                 labels = graph_dbscan(embedding, neighbors, eps, self.min_samples,
                                       distances=distances)
@@ -234,7 +260,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         if merging:
             with timer("merging"):
                 auto = self.merge_eps == "auto"
-                merge_eps = float(calibrated if auto else self.merge_eps)
+                merge_eps = to_clustered_space(calibrated if auto else self.merge_eps)
                 labels, radius = merge_clusters(embedding, labels, merge_eps, neighbors,
                                                 guard=auto)
                 lowest_merge_eps = float(np.nanmin(radius, initial=merge_eps))
@@ -250,6 +276,16 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         if hasattr(embedder, "feature_names_in_"):
             self.feature_names_in_ = embedder.feature_names_in_
         return self
+
+    def _expand(self, embedding, neighbors, distances):
+        """Query-expanded embedding, its kNN-pair distances, and the radius map into it."""
+        expanded = expand_embedding(embedding, neighbors, distances, self.query_expansion)
+        expanded_distances = knn_edge_distances(expanded, neighbors)
+
+        def to_clustered_space(radius):
+            return matched_radius(distances, expanded_distances, float(radius))
+
+        return expanded, expanded_distances, to_clustered_space
 
     def _dbscan_on_knn(self, n_samples):
         if self.dbscan_algorithm == "auto":

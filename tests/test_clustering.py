@@ -35,20 +35,24 @@ def test_defaults_pass_check_clustering_on_blobs():
 
 def test_labels_and_attributes(lfw_people):
     X, y = lfw_people
-    model = DensityChainClustering(k=10, n_epochs=5, random_state=0).fit(X, y)
+    # Without query expansion the radii are in the network's own space.
+    model = DensityChainClustering(k=10, n_epochs=5, random_state=0,
+                                   query_expansion=0).fit(X, y)
     assert model.labels_.shape == (len(X),)
     calibrated = model.network_.config["eps"]
     # Two stages by default: a tighter link radius (lowered further only by the
     # percolation guard), merging at most at the calibrated radius.
     assert model.eps_ <= calibrated - 0.05 + 1e-12
     assert model.merge_eps_ <= calibrated
-    plain = DensityChainClustering(k=10, n_epochs=5, random_state=0, merge_eps=None).fit(X, y)
+    plain = DensityChainClustering(k=10, n_epochs=5, random_state=0, merge_eps=None,
+                                   query_expansion=0).fit(X, y)
     assert plain.eps_ == calibrated and plain.merge_eps_ is None
     np.testing.assert_array_equal(
         plain.labels_, DBSCAN(eps=calibrated, min_samples=1).fit_predict(plain.embedding_))
     assert model.n_clusters_ == len(np.unique(model.labels_))
     np.testing.assert_array_equal(model.labels_, clone(model).fit_predict(X, y))
-    fixed = DensityChainClustering(k=10, n_epochs=5, random_state=0, eps=0.3).fit(X, y)
+    fixed = DensityChainClustering(k=10, n_epochs=5, random_state=0, eps=0.3,
+                                   query_expansion=0).fit(X, y)
     assert fixed.eps_ == 0.3
 
 
@@ -57,7 +61,8 @@ def test_given_merge_radius_is_used_as_is(lfw_people):
 
     X, y = lfw_people
     net = DANetEmbedder(k=10, n_epochs=3, random_state=0).fit(X, y).network_
-    model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7).fit(X)
+    model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7,
+                                   query_expansion=0).fit(X)
     assert model.eps_ == 0.5 and model.merge_eps_ == 0.7
     first = DBSCAN(eps=0.5, min_samples=1).fit_predict(model.embedding_)
     expected, _ = merge_clusters(model.embedding_, first, 0.7,
@@ -65,6 +70,45 @@ def test_given_merge_radius_is_used_as_is(lfw_people):
     np.testing.assert_array_equal(model.labels_, expected)
     assert model.n_clusters_ <= len(np.unique(first))
     assert "merging" in model.timings_
+
+
+def test_query_expansion_clusters_the_expanded_embedding_at_matched_radii(lfw_people):
+    from skdanet._merge import merge_clusters
+
+    X, y = lfw_people
+    net = DANetEmbedder(k=10, n_epochs=3, random_state=0).fit(X, y).network_
+    plain = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7,
+                                   query_expansion=0).fit(X)
+    model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7).fit(X)
+    neighbors = model.embedder_.knn_indices_[:, 1:]
+    Z = plain.embedding_
+    # Reference: each row and its 4 most similar kNN neighbours, weights cos^3.
+    expected = np.empty_like(Z)
+    for i in range(len(Z)):
+        sims = Z[neighbors[i]] @ Z[i]
+        top = np.argsort(-sims, kind="stable")[:4]
+        v = Z[i] + (np.clip(sims[top], 0, None) ** 3) @ Z[neighbors[i][top]]
+        expected[i] = v / np.linalg.norm(v)
+    np.testing.assert_allclose(model.embedding_, expected, atol=1e-6)  # float32 features
+    # The given radii keep the share of kNN pairs under them.
+    before = np.linalg.norm(Z[:, None] - Z[neighbors], axis=2)
+    after = np.linalg.norm(expected[:, None] - expected[neighbors], axis=2)
+    for given, used in ((0.5, model.eps_), (0.7, model.merge_eps_)):
+        assert np.mean(after <= used) == pytest.approx(np.mean(before <= given), abs=1e-3)
+        assert used < given  # averaging brings neighbours closer
+    first = DBSCAN(eps=model.eps_, min_samples=1).fit_predict(model.embedding_)
+    labels, _ = merge_clusters(model.embedding_, first, model.merge_eps_, neighbors, guard=False)
+    np.testing.assert_array_equal(model.labels_, labels)
+    assert "query expansion" in model.timings_
+
+
+def test_query_expansion_does_not_hurt_unseen_people(lfw_people):
+    X, y = lfw_people
+    tr, te = split_identities(y, test_size=0.5, random_state=0)
+    net = DANetEmbedder(k=10, n_epochs=5, random_state=0).fit(X[tr], y[tr]).network_
+    scores = [bcubed_f_score(y[te], DensityChainClustering(
+        k=10, network=net, query_expansion=m).fit(X[te]).labels_) for m in (0, 4)]
+    assert scores[1] >= scores[0] - 0.01
 
 
 def test_unlabelled_pipeline_fit_predict(lfw_people):

@@ -1,0 +1,58 @@
+"""Query expansion of the embedding and the radius carried into it (skdanet._expansion)."""
+
+import numpy as np
+import pytest
+
+from skdanet._expansion import expand_embedding, matched_radius
+from skdanet._graph_dbscan import knn_edge_distances
+
+
+def _unit_rows_and_knn(n=300, d=8, k=12, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, d)) + np.repeat(rng.normal(size=(n // 30, d)) * 2, 30, axis=0)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    order = np.argsort(-(Z @ Z.T), axis=1, kind="stable")
+    return Z, order[:, 1 : k + 1]
+
+
+@pytest.mark.parametrize("m", [1, 4, 50])
+def test_expand_embedding_equals_a_loop_over_rows(m):
+    Z, nb = _unit_rows_and_knn()
+    # Shuffle each row's candidates: the function must pick the closest itself.
+    rng = np.random.default_rng(1)
+    nb = np.array([rng.permutation(row) for row in nb])
+    out = expand_embedding(Z, nb, knn_edge_distances(Z, nb), m)
+    for i in range(len(Z)):
+        sims = Z[nb[i]] @ Z[i]
+        top = np.argsort(-sims, kind="stable")[:m]
+        v = Z[i] + (np.clip(sims[top], 0, None) ** 3) @ Z[nb[i][top]]
+        np.testing.assert_allclose(out[i], v / np.linalg.norm(v), atol=1e-12)
+    assert out.dtype == Z.dtype
+
+
+def test_expand_embedding_keeps_float32_and_leaves_input_alone():
+    Z, nb = _unit_rows_and_knn()
+    Z32 = Z.astype(np.float32)
+    before = Z32.copy()
+    out = expand_embedding(Z32, nb, knn_edge_distances(Z32, nb), 4)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(Z32, before)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-6)
+
+
+def test_expansion_brings_neighbours_closer_and_the_radius_follows():
+    Z, nb = _unit_rows_and_knn()
+    before = knn_edge_distances(Z, nb)
+    after = knn_edge_distances(expand_embedding(Z, nb, before, 4), nb)
+    assert np.median(after) < np.median(before)
+    for radius in np.quantile(before, [0.1, 0.3, 0.6]):
+        r = matched_radius(before, after, radius)
+        assert np.mean(after <= r) == pytest.approx(np.mean(before <= radius), abs=1.5 / after.size)
+
+
+def test_matched_radius_of_an_empty_radius_stays_empty():
+    before = np.array([0.5, 0.6, 0.7])
+    after = np.array([0.3, 0.4, 0.5])
+    r = matched_radius(before, after, 0.1)
+    assert 0 < r < after.min()
+    assert matched_radius(before, after, 0.6) == 0.4
