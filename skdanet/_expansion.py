@@ -10,7 +10,7 @@ both pairwise and BCubed F of the two-stage clustering.
 Averaging shrinks all distances, so a radius chosen for the embedding
 (calibrated on held-out people, or the loss's own boundary) is carried over
 by :func:`matched_radius`: the radius in the expanded space under which the
-same share of kNN pairs falls.
+same number of kNN pairs falls.
 
 Torch-free, O(n k) time and memory, row blocks as in
 :func:`~skdanet._graph_dbscan.knn_edge_distances`.
@@ -22,6 +22,7 @@ import numpy as np
 # power, so near-duplicates count fully and looser neighbours little.
 _SIMILARITY_POWER = 3
 _ROW_BLOCK = 16384
+_SMALLEST_RADIUS = 1e-9
 
 
 def expand_embedding(Z, neighbors, distances, n_expansion):
@@ -46,8 +47,9 @@ def expand_embedding(Z, neighbors, distances, n_expansion):
         ``s_ij = max(0, <Z[i], Z[j]>)``.
     """
     m = min(int(n_expansion), neighbors.shape[1])
-    # On unit vectors |a - b|^2 = 2 - 2 <a, b>.
-    sims = 1.0 - 0.5 * distances**2
+    # <a, b> = (|a|^2 + |b|^2 - |a - b|^2) / 2: the cosine on unit rows.
+    sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+    sims = 0.5 * (sq[:, None] + sq[neighbors] - distances**2)
     closest = np.argsort(-sims, axis=1, kind="stable")[:, :m]
     chosen = np.take_along_axis(neighbors, closest, axis=1)
     weights = np.clip(np.take_along_axis(sims, closest, axis=1), 0, None) ** _SIMILARITY_POWER
@@ -56,12 +58,20 @@ def expand_embedding(Z, neighbors, distances, n_expansion):
         rows = slice(start, start + _ROW_BLOCK)
         block = Z[rows] + np.einsum("ik,ikd->id", weights[rows].astype(Z.dtype),
                                     Z[chosen[rows]])
-        out[rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        norm = np.linalg.norm(block, axis=1, keepdims=True)
+        out[rows] = block / np.where(norm > 0, norm, 1)
+    # Zero-norm faces (failed detections, kept as zero vectors by the
+    # embedder) stay zero: similar to nothing, not pulled to their neighbours.
+    out[sq == 0] = 0
     return out
 
 
 def matched_radius(before, after, radius):
-    """Radius in the expanded space under which the same share of kNN pairs falls.
+    """Radius in the expanded space under which the same number of kNN pairs falls.
+
+    Midway between the two distinct expanded distances that bracket that
+    number, so that no pair lies on the boundary, where rounding noise (rows scaled
+    before normalisation, another BLAS) would decide whether it links.
 
     Parameters
     ----------
@@ -74,8 +84,18 @@ def matched_radius(before, after, radius):
     -------
     float
     """
-    share = float(np.mean(before <= radius))
-    if share == 0.0:
-        # No pair within the radius: keep the expanded radius just as empty.
-        return float(max(min(radius, np.min(after)) * 0.999, np.finfo(float).tiny))
-    return float(np.quantile(after, share, method="inverted_cdf"))
+    before, after = np.ravel(before), np.ravel(after)
+    count = int(np.count_nonzero(before <= radius))
+    if count == 0:
+        matched = float(np.min(after)) / 2
+    elif count == after.size:
+        # Every pair within: keep the same slack above the farthest one.
+        matched = float(np.max(after)) + max(radius - float(np.max(before)), 0.0)
+    else:
+        below = float(np.partition(after, count - 1)[count - 1])
+        # The next distinct distance: a kNN pair is usually listed from both
+        # of its faces, so the next distance in order is often the same one.
+        above = after[after > below]
+        matched = (below + float(above.min())) / 2 if above.size else below
+    # DBSCAN needs a positive radius; identical faces (distance 0) stay linked.
+    return max(matched, _SMALLEST_RADIUS)

@@ -50,9 +50,23 @@ def test_expansion_brings_neighbours_closer_and_the_radius_follows():
         assert np.mean(after <= r) == pytest.approx(np.mean(before <= radius), abs=1.5 / after.size)
 
 
-def test_matched_radius_of_an_empty_radius_stays_empty():
+def test_matched_radius_lies_between_pairs():
     before = np.array([0.5, 0.6, 0.7])
     after = np.array([0.3, 0.4, 0.5])
-    r = matched_radius(before, after, 0.1)
-    assert 0 < r < after.min()
-    assert matched_radius(before, after, 0.6) == 0.4
+    assert matched_radius(before, after, 0.1) == 0.15  # empty stays empty
+    assert matched_radius(before, after, 0.6) == pytest.approx(0.45)  # not on a pair
+    assert matched_radius(before, after, 0.8) == pytest.approx(0.6)  # same slack
+
+
+def test_matched_radius_stays_positive_for_identical_faces():
+    zeros = np.zeros(6)
+    assert matched_radius(zeros, zeros, 0.5) == 0.5
+    assert matched_radius(np.ones(6), zeros, 0.5) > 0
+
+
+def test_zero_rows_stay_zero():
+    Z, nb = _unit_rows_and_knn()
+    Z[[3, 40]] = 0
+    out = expand_embedding(Z, nb, knn_edge_distances(Z, nb), 4)
+    np.testing.assert_array_equal(out[[3, 40]], 0)
+    assert np.all(np.isfinite(out))

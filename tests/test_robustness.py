@@ -338,6 +338,8 @@ def test_tiny_network_radius_still_clusters():
     # Label-free radius sqrt(2 - 2 * 0.999) = 0.045, below the link tightening
     # (0.05): the link radius must stay positive instead of failing deep inside.
     X, _ = data()
-    model = DensityChainClustering(**{**FAST, "pair_margin": 0.999}).fit(X)
+    model = DensityChainClustering(**{**FAST, "pair_margin": 0.999, "query_expansion": 0}).fit(X)
     assert 0 < model.eps_ < model.merge_eps_ <= model.network_.config["eps"]
     assert model.labels_.shape == (len(X),)
+    expanded = DensityChainClustering(**{**FAST, "pair_margin": 0.999}).fit(X)
+    assert 0 < expanded.eps_ <= expanded.merge_eps_
