@@ -95,7 +95,7 @@ def test_query_expansion_clusters_the_expanded_embedding_at_matched_radii(lfw_pe
     after = np.linalg.norm(expected[:, None] - expected[neighbors], axis=2)
     for given, used in ((0.5, model.eps_), (0.7, model.merge_eps_)):
         assert np.mean(after <= used) == pytest.approx(np.mean(before <= given), abs=1e-3)
-        assert used < given  # averaging brings neighbours closer
+    assert np.median(after) < np.median(before)  # averaging brings neighbours closer
     first = DBSCAN(eps=model.eps_, min_samples=1).fit_predict(model.embedding_)
     labels, _ = merge_clusters(model.embedding_, first, model.merge_eps_, neighbors, guard=False)
     np.testing.assert_array_equal(model.labels_, labels)
