@@ -70,7 +70,7 @@ def main(argv=None):
     network = trained.network_
     model = DensityChainClustering(network=network, random_state=args.seed).fit(X[test])
     eps, pred = model.eps_, model.labels_
-    rows.append(("DA-Net (other people) + DBSCAN + merge", eps,
+    rows.append(("DA-Net (other people) + QE + DBSCAN + merge", eps,
                  clustering_scores(y[test], pred), time.perf_counter() - start))
 
     header = f"{'method':<44} {'eps':>6} {'pair P':>7} {'pair R':>7} {'pair F':>7} " \
