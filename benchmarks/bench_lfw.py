@@ -29,10 +29,10 @@ met (2 of 3 seeds), BCubed F .9580 vs .9528 met (3 of 3); label-free
 pairwise F .9758 vs .9785 NOT met (1 of 3), BCubed F .9517 vs .9410 met
 (3 of 3). Without query expansion (query_expansion=0): supervised .9808 /
 .9551, label-free .9742 / .9494. Seconds per epoch (supervised, unloaded):
-0.99. Held-out split seeds 3, 4, 5 (pairwise / BCubed F, targets .9831 +
-(1-.9831)/3 etc. from HDBSCAN .9831 / HAC .9395): supervised .9876 / .9574
-(.9795 / .9493 without expansion), label-free .9875 / .9522 (.9847 / .9472),
-both label-free targets (.9859 / .9496) met there. Transform throughput at
+0.99. Held-out split seeds 3, 4, 5 (pairwise / BCubed F; best raw rows there
+HDBSCAN .9831 / HAC .9395): supervised .9876 / .9574 (.9795 / .9493 without
+expansion; targets .9887 / .9597 NOT met, seed 4 misses both), label-free
+.9875 / .9522 (.9847 / .9472; targets .9858 / .9496 met). Transform throughput at
 100,000 face-like faces: see benchmarks/bench_scale.py (about 5,800 faces/s
 end to end on 2 cores).
 """
