@@ -29,8 +29,7 @@ import time
 import numpy as np
 
 STAGES = ["kNN graph", "density and chains", "clique network", "chain network",
-          "query expansion", "DBSCAN",
-          "merging"]
+          "query expansion", "DBSCAN", "merging"]
 TRAIN_FACES = 20_000
 N_JOBS = 2
 

@@ -11,6 +11,18 @@ def clustered_unit_rows(n, d, n_centres, spread, seed):
     return X / np.linalg.norm(X, axis=1, keepdims=True), labels
 
 
+def expanded_by_loop(Z, neighbors, n_expansion):
+    """Reference query expansion, row by row: each row and its ``n_expansion``
+    most similar candidates (ties by position), weights cos^3, unit-normalised."""
+    out = np.empty_like(Z)
+    for i in range(len(Z)):
+        sims = Z[neighbors[i]] @ Z[i]
+        top = np.argsort(-sims, kind="stable")[:n_expansion]
+        v = Z[i] + (np.clip(sims[top], 0, None) ** 3) @ Z[neighbors[i][top]]
+        out[i] = v / np.linalg.norm(v)
+    return out
+
+
 def lfw_largest_people(n_people):
     """Every third LFW face of the ``n_people`` people with the most photos: real, small."""
     from skdanet.datasets import load_lfw_features

@@ -21,7 +21,7 @@ from skdanet.metrics import (
     pairwise_f_scorer,
 )
 
-from .conftest import lfw_largest_people
+from .conftest import expanded_by_loop, lfw_largest_people
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +82,7 @@ def test_query_expansion_clusters_the_expanded_embedding_at_matched_radii(lfw_pe
     model = DensityChainClustering(k=10, network=net, eps=0.5, merge_eps=0.7).fit(X)
     neighbors = model.embedder_.knn_indices_[:, 1:]
     Z = plain.embedding_
-    # Reference: each row and its 4 most similar kNN neighbours, weights cos^3.
-    expected = np.empty_like(Z)
-    for i in range(len(Z)):
-        sims = Z[neighbors[i]] @ Z[i]
-        top = np.argsort(-sims, kind="stable")[:4]
-        v = Z[i] + (np.clip(sims[top], 0, None) ** 3) @ Z[neighbors[i][top]]
-        expected[i] = v / np.linalg.norm(v)
+    expected = expanded_by_loop(Z, neighbors, 4)
     np.testing.assert_allclose(model.embedding_, expected, atol=1e-6)  # float32 features
     # The given radii keep the share of kNN pairs under them.
     before = np.linalg.norm(Z[:, None] - Z[neighbors], axis=2)
