@@ -90,6 +90,10 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         attention 0.981 / 0.955.
     n_epochs : int, default=30
         Maximum training epochs (each round, for label-free training).
+        Label-free training re-labels with, and returns, the weights averaged
+        over its last epochs (half-life 4 epochs), so give it at least 5
+        epochs a round: after 2 the average still carries the untrained start
+        (largest 60 LFW people: BCubed F 0.10 against 0.95 after 5).
     batch_size : int, default=512
         Faces per training batch (grouped by kNN neighbourhood).
     inference_batch_size : int, default=4096

@@ -12,9 +12,12 @@ import numpy as np
 import torch
 from sklearn.cluster import DBSCAN
 
+from ._averaging import ExponentialWeightAverage
 from ._batching import chain_slots, reference_clique_tensors
 from ._chain import chain_roots
 from ._clique import clique_mask
+from ._expansion import expand_embedding
+from ._graph_dbscan import knn_edge_distances
 from ._merge import cluster_means, link_radius
 from ._network import TrainedNetwork
 from ._nn import DANet
@@ -30,6 +33,11 @@ _MAX_VALIDATION_FACES = 5000
 # DBSCAN radii searched when calibrating eps on held-out identities.
 _EPS_GRID = np.round(np.arange(0.20, 1.001, 0.025), 3)
 _EPS_TOLERANCE = 0.02
+# Label-free training: half-life of the weight average, in epochs, and the
+# neighbours averaged into each face before re-labelling (the query expansion
+# DensityChainClustering applies before clustering).
+_AVERAGE_HALF_LIFE_EPOCHS = 4
+_PSEUDO_LABEL_EXPANSION = 4
 
 
 def embed_reference_nodes(module, reference, knn_indices, chains, mask, nodes, *, dtype,
@@ -195,6 +203,7 @@ class _Trainer:
         self.table = EpochTable(est.verbose)
         self.optimizer = torch.optim.Adam(module.parameters(), lr=est.learning_rate,
                                           weight_decay=est.weight_decay)
+        self.average = None  # an ExponentialWeightAverage, updated after each step
 
     def embed(self, nodes):
         self.module.eval()
@@ -223,6 +232,8 @@ class _Trainer:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
             total += loss.item() * len(nodes)
             count += len(nodes)
         return total / max(count, 1)
@@ -313,15 +324,22 @@ class _Trainer:
         through confident parent steps only (:func:`anchor_parents`; LFW
         split seeds 0-2: pairwise precision 0.999 / 0.987 / 0.999 of these
         trees, against 0.76 / 0.45 / 0.84 through every step above the
-        chain threshold). Later rounds: DBSCAN on the current embedding at a
-        radius calibrated against the round-1 trees -- deliberately tight,
-        the trees being pure but incomplete, so the next labels stay pure.
+        chain threshold). Later rounds: :meth:`_refined_pseudo_labels`, DBSCAN
+        on the query-expanded embedding at a radius calibrated against the
+        round-1 trees -- deliberately tight, the trees being pure but
+        incomplete, so the next labels stay pure.
         Pairs of pseudo-label clusters whose mean embeddings lie close are
         pulled together or left out (:meth:`_pseudo_pair_relation`) rather
-        than pushed apart. Pairwise / BCubed F of the default clustering,
-        mean of LFW split seeds 0-2 and 3-5: 0.974 / 0.949 and 0.985 / 0.947,
-        against 0.974 / 0.934 and 0.981 / 0.936 when every raw-dissimilar pair
-        of two pseudo-labels is pushed apart.
+        than pushed apart (pairwise / BCubed F of the default clustering, LFW
+        split seeds 0-2 and 3-5, before query expansion and weight averaging:
+        0.974 / 0.949 and 0.985 / 0.947, against 0.974 / 0.934 and
+        0.981 / 0.936 when every raw-dissimilar pair of two pseudo-labels is
+        pushed apart).
+
+        The embedding that re-labels, and the network returned, use the
+        weights averaged over the last epochs
+        (:class:`~skdanet._averaging.ExponentialWeightAverage`): learnt from
+        partly wrong labels, the last steps' weights each follow their batches.
 
         Calibrates nothing: the radius stored with the network is the loss's own
         boundary, ``sqrt(2 - 2 * pair_margin)``. Calibrating it against the
@@ -331,6 +349,9 @@ class _Trainer:
         """
         est = self.est
         nodes = np.arange(len(self.reference))
+        steps_per_epoch = max(1.0, len(nodes) / est.batch_size)
+        self.average = ExponentialWeightAverage(
+            self.module, half_life=_AVERAGE_HALF_LIFE_EPOCHS * steps_per_epoch)
         anchors = _identity_codes(chain_roots(anchor_parents(self.graph)))
         labels, relation = anchors, self._pseudo_pair_relation(anchors)
         for round_ in range(1, est.n_rounds + 1):
@@ -341,11 +362,39 @@ class _Trainer:
                          dur=time.perf_counter() - start)
             if round_ == est.n_rounds:
                 break
-            Z = self.embed(nodes)
-            sample = nodes
-            if len(nodes) > _MAX_VALIDATION_FACES:
-                sample = np.sort(self.rng.choice(nodes, _MAX_VALIDATION_FACES, replace=False))
-            eps, score = calibrate_eps(Z[sample], anchors[sample])
+            # Training goes on from the module's own weights; the average
+            # only looks.
+            with self.average.applied():
+                Z = self.embed(nodes)
+            labels, eps, score = self._refined_pseudo_labels(Z, anchors)
             self.history[-1].update(valid_score=score, eps=eps)
-            labels = DBSCAN(eps=eps, min_samples=1).fit_predict(Z).astype(np.int64)
             relation = self._pseudo_pair_relation(labels, Z)
+        self.module.load_state_dict(self.average.state_dict())
+
+    def _refined_pseudo_labels(self, Z, anchors):
+        """Pseudo-labels for the next round: DBSCAN on the query-expanded ``Z``.
+
+        Query expansion (:func:`~skdanet._expansion.expand_embedding`, over
+        the raw kNN graph) pulls a face's odd photo towards its neighbours,
+        so the tight radius calibrated against the round-1 ``anchors`` keeps
+        more of each person together at the same purity. Default clustering,
+        pairwise / BCubed F, LFW split seeds 0-2: 0.977 / 0.955 against
+        0.976 / 0.952 re-labelling from ``Z`` itself; on the generated
+        ``make_face_like(8000)`` sets (data seeds 1-4) BCubed F rose by
+        0.009 to 0.016 on every one.
+
+        Returns
+        -------
+        labels : ndarray of int64
+        eps, score : float
+            The calibrated radius (in the expanded space) and its score.
+        """
+        neighbors = self.graph.knn_indices[:, 1:]
+        expanded = expand_embedding(Z, neighbors, knn_edge_distances(Z, neighbors),
+                                    _PSEUDO_LABEL_EXPANSION)
+        sample = np.arange(len(Z))
+        if len(Z) > _MAX_VALIDATION_FACES:
+            sample = np.sort(self.rng.choice(len(Z), _MAX_VALIDATION_FACES, replace=False))
+        eps, score = calibrate_eps(expanded[sample], anchors[sample])
+        labels = DBSCAN(eps=eps, min_samples=1).fit_predict(expanded).astype(np.int64)
+        return labels, eps, score

@@ -165,7 +165,8 @@ def test_load_rejects_truncated_and_foreign_files(trained, tmp_path):
 
 def test_label_free_fit_runs_rounds(lfw_subset):
     X, y = lfw_subset
-    emb = DANetEmbedder(k=10, n_epochs=2, n_rounds=2, random_state=0).fit(X)
+    # 5 epochs a round: the weight average needs a few (see n_epochs).
+    emb = DANetEmbedder(k=10, n_epochs=5, n_rounds=2, random_state=0).fit(X)
     assert {h["round"] for h in emb.history_} == {1, 2}
     Z = emb.transform(X)
     pred = DBSCAN(eps=emb.network_.config["eps"], min_samples=1).fit_predict(Z)
@@ -278,3 +279,59 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii():
                 if embedded and not one:
                     seen.add("pulled" if pulled else "pushed" if pushed else "left out")
     assert seen == {"pulled", "pushed", "left out"}  # every case occurs
+
+
+def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
+    # Reference: expand row by row over the raw kNN graph, calibrate the
+    # radius against the anchors on the expanded rows, DBSCAN there.
+    from types import SimpleNamespace
+
+    from sklearn.neighbors import NearestNeighbors
+
+    from skdanet._trainer import _PSEUDO_LABEL_EXPANSION, _Trainer, calibrate_eps
+
+    from .conftest import expanded_by_loop
+
+    Z, truth = clustered_unit_rows(400, 8, 20, 0.35, seed=3)
+    F, _ = clustered_unit_rows(400, 8, 20, 0.35, seed=4)
+    knn = NearestNeighbors(n_neighbors=11).fit(F).kneighbors(F, return_distance=False)
+    anchors = np.where(np.arange(400) % 3 == 0, truth, np.arange(400) + 100)
+    trainer = SimpleNamespace(graph=SimpleNamespace(knn_indices=knn),
+                              rng=np.random.default_rng(0))
+    labels, eps, _ = _Trainer._refined_pseudo_labels(trainer, Z.copy(), anchors)
+    expanded = expanded_by_loop(Z, knn[:, 1:], _PSEUDO_LABEL_EXPANSION)
+    expected_eps, _ = calibrate_eps(expanded, anchors)
+    assert eps == expected_eps
+    expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(labels)) < len(np.unique(DBSCAN(eps=eps, min_samples=1).fit_predict(Z)))
+
+
+def test_label_free_network_is_the_weight_average(lfw_subset, monkeypatch):
+    # Record every state the average folds in; the returned network must be
+    # their decay-weighted mean (and supervised training must not average).
+    from skdanet import _averaging
+
+    seen = []
+    update = _averaging.ExponentialWeightAverage.update
+
+    def recording_update(self):
+        seen.append({k: v.double().clone() for k, v in self.module.state_dict().items()})
+        update(self)
+
+    monkeypatch.setattr(_averaging.ExponentialWeightAverage, "update", recording_update)
+    X, y = lfw_subset
+    emb = DANetEmbedder(k=10, n_epochs=2, n_rounds=2, random_state=0).fit(X)
+    assert len(seen) > 4
+    steps = len(X) / emb.batch_size
+    decay = 0.5 ** (1 / (4 * max(1.0, steps)))
+    w = decay ** np.arange(len(seen))[::-1]
+    floats = [n for n, v in emb.network_.state.items() if np.issubdtype(v.dtype, np.floating)]
+    for name in floats:
+        expected = sum(wt * s[name].numpy() for wt, s in zip(w, seen)) / w.sum()
+        np.testing.assert_allclose(emb.network_.state[name], expected, rtol=1e-4, atol=1e-6)
+    # ... and not simply the last step's weights.
+    assert not all(np.allclose(emb.network_.state[n], seen[-1][n].numpy()) for n in floats)
+    seen.clear()
+    DANetEmbedder(k=10, n_epochs=2, random_state=0).fit(X, y)
+    assert seen == []
