@@ -50,6 +50,19 @@ def test_same_seed_same_bits_and_global_rng_untouched():
     assert not np.array_equal(a, c)
 
 
+def test_label_free_same_seed_same_bits_and_global_rng_untouched():
+    # Label-free training adds pseudo-labelling, query expansion and the
+    # weight average: none may draw from or disturb the global generators.
+    X, _ = small()
+    np_state = np.random.get_state()[1].copy()
+    torch_state = torch.get_rng_state().clone()
+    a = DANetEmbedder(k=8, n_epochs=3, n_rounds=2, random_state=3).fit_transform(X)
+    b = DANetEmbedder(k=8, n_epochs=3, n_rounds=2, random_state=3).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.random.get_state()[1], np_state)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
 def test_fit_transform_equals_fit_then_transform():
     X, y = small()
     emb = DANetEmbedder(k=8, n_epochs=2, random_state=0)
