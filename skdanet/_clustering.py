@@ -8,7 +8,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._embedder import DANetEmbedder
-from ._expansion import expand_embedding, matched_radius
+from ._expansion import DEFAULT_N_EXPANSION, expand_embedding, matched_radius
 from ._fitting import unfitted_on_failure
 from ._graph_dbscan import graph_dbscan, knn_edge_distances, percolation_safe_eps
 from ._knn import EXACT_SEARCH_MAX_ROWS
@@ -147,7 +147,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         merge_eps="auto",
         min_samples=1,
         dbscan_algorithm="auto",
-        query_expansion=4,
+        query_expansion=DEFAULT_N_EXPANSION,
         hidden_size=128,
         n_components=None,
         n_gcn_layers=0,

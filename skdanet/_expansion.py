@@ -21,6 +21,9 @@ import numpy as np
 # Weight of a neighbour: its cosine similarity to the face raised to this
 # power, so near-duplicates count fully and looser neighbours little.
 _SIMILARITY_POWER = 3
+# Neighbours averaged in by default: DensityChainClustering's query_expansion,
+# and the re-labelling of label-free training, which clusters as it does.
+DEFAULT_N_EXPANSION = 4
 _ROW_BLOCK = 16384
 _SMALLEST_RADIUS = 1e-9
 

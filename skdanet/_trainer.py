@@ -16,7 +16,7 @@ from ._averaging import ExponentialWeightAverage
 from ._batching import chain_slots, reference_clique_tensors
 from ._chain import chain_roots
 from ._clique import clique_mask
-from ._expansion import expand_embedding
+from ._expansion import DEFAULT_N_EXPANSION, expand_embedding
 from ._graph_dbscan import knn_edge_distances
 from ._merge import cluster_means, link_radius
 from ._network import TrainedNetwork
@@ -33,11 +33,8 @@ _MAX_VALIDATION_FACES = 5000
 # DBSCAN radii searched when calibrating eps on held-out identities.
 _EPS_GRID = np.round(np.arange(0.20, 1.001, 0.025), 3)
 _EPS_TOLERANCE = 0.02
-# Label-free training: half-life of the weight average, in epochs, and the
-# neighbours averaged into each face before re-labelling (the query expansion
-# DensityChainClustering applies before clustering).
+# Label-free training: half-life of the weight average, in epochs.
 _AVERAGE_HALF_LIFE_EPOCHS = 4
-_PSEUDO_LABEL_EXPANSION = 4
 
 
 def embed_reference_nodes(module, reference, knn_indices, chains, mask, nodes, *, dtype,
@@ -238,6 +235,12 @@ class _Trainer:
             count += len(nodes)
         return total / max(count, 1)
 
+    def _at_most_validation_faces(self, nodes):
+        """``nodes``, or a sorted random sample of ``_MAX_VALIDATION_FACES`` of them."""
+        if len(nodes) <= _MAX_VALIDATION_FACES:
+            return nodes
+        return np.sort(self.rng.choice(nodes, _MAX_VALIDATION_FACES, replace=False))
+
     def log(self, **entry):
         self.history.append(entry)
         self.table.row(entry)
@@ -249,9 +252,7 @@ class _Trainer:
         if n_identities >= _MIN_IDENTITIES_FOR_VALIDATION:
             train_nodes, valid_nodes = split_identities(
                 codes, test_size=est.validation_fraction, random_state=self.rng.integers(2**31))
-            if len(valid_nodes) > _MAX_VALIDATION_FACES:
-                valid_nodes = np.sort(self.rng.choice(valid_nodes, _MAX_VALIDATION_FACES,
-                                                      replace=False))
+            valid_nodes = self._at_most_validation_faces(valid_nodes)
         else:
             train_nodes, valid_nodes = np.arange(len(codes)), None
         best_score, best_state, best_eps, stale = -np.inf, None, None, 0
@@ -391,10 +392,8 @@ class _Trainer:
         """
         neighbors = self.graph.knn_indices[:, 1:]
         expanded = expand_embedding(Z, neighbors, knn_edge_distances(Z, neighbors),
-                                    _PSEUDO_LABEL_EXPANSION)
-        sample = np.arange(len(Z))
-        if len(Z) > _MAX_VALIDATION_FACES:
-            sample = np.sort(self.rng.choice(len(Z), _MAX_VALIDATION_FACES, replace=False))
+                                    DEFAULT_N_EXPANSION)
+        sample = self._at_most_validation_faces(np.arange(len(Z)))
         eps, score = calibrate_eps(expanded[sample], anchors[sample])
         labels = DBSCAN(eps=eps, min_samples=1).fit_predict(expanded).astype(np.int64)
         return labels, eps, score

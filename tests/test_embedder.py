@@ -297,11 +297,12 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii():
 def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
     # Reference: expand row by row over the raw kNN graph, calibrate the
     # radius against the anchors on the expanded rows, DBSCAN there.
-    from types import SimpleNamespace
+    from types import MethodType, SimpleNamespace
 
     from sklearn.neighbors import NearestNeighbors
 
-    from skdanet._trainer import _PSEUDO_LABEL_EXPANSION, _Trainer, calibrate_eps
+    from skdanet._expansion import DEFAULT_N_EXPANSION
+    from skdanet._trainer import _Trainer, calibrate_eps
 
     from .conftest import expanded_by_loop
 
@@ -311,8 +312,9 @@ def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
     anchors = np.where(np.arange(400) % 3 == 0, truth, np.arange(400) + 100)
     trainer = SimpleNamespace(graph=SimpleNamespace(knn_indices=knn),
                               rng=np.random.default_rng(0))
+    trainer._at_most_validation_faces = MethodType(_Trainer._at_most_validation_faces, trainer)
     labels, eps, _ = _Trainer._refined_pseudo_labels(trainer, Z.copy(), anchors)
-    expanded = expanded_by_loop(Z, knn[:, 1:], _PSEUDO_LABEL_EXPANSION)
+    expanded = expanded_by_loop(Z, knn[:, 1:], DEFAULT_N_EXPANSION)
     expected_eps, _ = calibrate_eps(expanded, anchors)
     assert eps == expected_eps
     expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
