@@ -1,48 +1,41 @@
 """DANetEmbedder: the density-aware feature embedding as a scikit-learn transformer."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _progress
-from ._batching import chain_slots, clique_tensors, reference_clique_tensors
-from ._chain import follow_parents, query_parents
-from ._clique import clique_mask
-from ._density import density, is_higher, tie_break_key
-from ._fitting import unfitted_on_failure
-from ._knn import NeighborIndex, clamp_n_neighbors, knn_graph, l2_normalize
-from ._network import TrainedNetwork
-from ._nn import CHAIN_NETWORKS
-from ._trainer import deterministic_torch, train_network
-from .graph import build_density_graph
+from .cluster import ClusteringRule
+from .graph import (
+    DensityGraph,
+    NeighborIndex,
+    clamp_n_neighbors,
+    knn_graph,
+    l2_normalize,
+)
+from .model import (
+    CHAIN_NETWORKS,
+    GraphEmbedding,
+    TrainedNetwork,
+    TrainingParams,
+    deterministic_torch,
+    resolve_device,
+    train_network,
+)
+from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
+from .utils._progress import BatchProgress, StageTimer
 
 
-def _resolve_device(device):
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device name ('cpu', 'cuda', 'cuda:0').") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='cpu'.")
-    return dev
-
-
-def _seed_from(random_state):
-    """A 31-bit seed from ``random_state``, without touching numpy's global RNG."""
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**31 - 1))
-    if random_state is None:
-        return int(np.random.default_rng().integers(2**31 - 1))
-    return int(random_state)
-
-
-class DANetEmbedder(TransformerMixin, BaseEstimator):
+class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Density-aware feature embedding of faces (DA-Net), for clustering by identity.
 
     Builds a kNN graph over the L2-normalised faces, follows each face's
@@ -57,6 +50,8 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     kept as a zero vector (similar to no face, identical to other zero rows)
     with a warning; drop such rows where you can.
 
+    Read more in the :ref:`User Guide <embedder>`.
+
     Parameters
     ----------
     k : int, default=30
@@ -66,8 +61,8 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Cosine similarity a neighbour needs to enter a face's pruned clique
         (Eq. 4). "auto" sets it from the raw features: the Otsu split of the
         kNN similarities, which adapts to the feature extractor.
-    chain_threshold : float or None, default=None
-        A chain stops when the next face's similarity falls below it; None
+    chain_threshold : float or "auto", default="auto"
+        A chain stops when the next face's similarity falls below it; "auto"
         uses ``tau``.
     max_chain_length : int, default=4
         Faces per chain, the face itself included (1 disables the chain).
@@ -76,24 +71,19 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     n_components : int or None, default=None
         Dimension of the output embedding; None keeps the input dimension,
         which makes the network residual (it starts from the raw features
-        and learns a correction; see :class:`skdanet._nn.DANet`).
+        and learns a correction).
     n_gcn_layers : int, default=0
-        Layers of the clique network (Eq. 5). 0 (the default) embeds each
-        chain node by a linear projection of its own feature, so the context
-        comes from the chain alone: on LFW (three split seeds) that scored
-        pairwise F 0.981 / BCubed F 0.955 against 0.975 / 0.951 with one GCN
-        layer (benchmarks/bench_lfw.py, DensityChainClustering). The clique
-        network may pay off on data with many faces per person; tune it there.
+        Layers of the clique network (Eq. 5). 0 embeds each chain node by a
+        linear projection of its own feature, so the context comes from the
+        chain alone.
     chain_network : {"attention", "lstm"}, default="attention"
-        Aggregation of the chain. On LFW (three split seeds) the two are
-        within each other's spread: LSTM pairwise F 0.983 / BCubed F 0.956,
-        attention 0.981 / 0.955.
+        Aggregation of the chain.
     n_epochs : int, default=30
         Maximum training epochs (each round, for label-free training).
         Label-free training re-labels with, and returns, the weights averaged
         over its last epochs (half-life 4 epochs), so give it at least 5
-        epochs a round: after 2 the average still carries the untrained start
-        (largest 60 LFW people: BCubed F 0.10 against 0.95 after 5).
+        epochs a round: after fewer the average still carries the untrained
+        start.
     batch_size : int, default=512
         Faces per training batch (grouped by kNN neighbourhood).
     inference_batch_size : int, default=4096
@@ -118,46 +108,63 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Label-free training: pseudo-label / train rounds.
     network : TrainedNetwork or None, default=None
         A trained network: ``fit`` then only builds the graph of ``X`` and
-        embeds through it, without training (transfer to unseen people).
+        embeds through it, without training (transfer to unseen people). The
+        training parameters above then have no effect (a warning says so
+        when one of them is not at its default).
     graph_method : {"auto", "exact", "ivf", "hnsw"}, default="auto"
         kNN search: exact up to 30,000 faces, an inverted-file index above
-        (deterministic, parallel over ``n_jobs``); HNSW as an alternative.
+        (deterministic, parallel over ``n_jobs``); HNSW (``pip install
+        hnswlib``) as an alternative.
     device : str, default="cpu"
         Torch device for training and inference ("cpu", "cuda").
     n_jobs : int or None, default=None
-        Threads for kNN queries and torch; None means 1.
-    random_state : int, RandomState instance or None, default=None
+        Threads for the kNN search and for torch. None means 1 unless in a
+        :func:`joblib.parallel_config` context, -1 means all processors. The
+        result is the same for any value.
+    random_state : int, RandomState instance, Generator or None, default=None
         Seeds initialisation, batch order, the validation split and the kNN
         index. An int gives bit-identical results run to run.
     verbose : int, default=0
-        1: per-epoch table (loss, held-out score, seconds) and stage timings.
+        1: per-epoch table (loss, held-out score, seconds), stage timings and
+        batch progress.
 
     Attributes
     ----------
     network_ : TrainedNetwork
         The trained (or given) network; ``network_.config["eps"]`` is the
-        DBSCAN radius calibrated on held-out identities (label-free
-        training: the loss's boundary, ``sqrt(2 - 2 * pair_margin)``).
+        DBSCAN radius in the learned space (calibrated on held-out identities
+        when trained with labels; the loss's boundary
+        ``sqrt(2 - 2 * pair_margin)`` when trained without).
+    graph_ : skdanet.graph.DensityGraph
+        The density graph of the fitted faces (kNN lists, density, chains,
+        clique threshold and search index), through which ``transform``
+        places new faces.
+    reference_ : ndarray of shape (n_samples, n_features)
+        The L2-normalised fitted faces.
     tau_ : float
         The clique threshold used.
     chain_threshold_ : float
         The chain stop threshold used.
     k_ : int
         Neighbours per face actually used.
-    reference_ : ndarray of shape (n_samples, n_features)
-        The L2-normalised fitted faces, through which ``transform`` embeds.
     history_ : list of dict
         Per-epoch training log (empty when a network was given).
     timings_ : dict
         Seconds per stage of the last fit ("kNN graph", "density and chains",
         "training", "clique network"; "chain network" after ``fit_transform``).
     n_features_in_ : int
+        Number of features seen during fit.
     feature_names_in_ : ndarray of str
         Only when ``X`` had string feature names.
 
     See Also
     --------
-    DensityChainClustering : This embedding followed by DBSCAN.
+    DensityChainClustering : This embedding followed by DBSCAN and merging.
+
+    References
+    ----------
+    .. [1] S. Guo, J. Xu, D. Chen, C. Zhang, X. Wang and R. Zhao,
+       "Density-Aware Feature Embedding for Face Clustering", CVPR 2020.
 
     Examples
     --------
@@ -175,7 +182,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None, closed="left")],
         "tau": [Interval(Real, -1, 1, closed="both"), StrOptions({"auto"})],
-        "chain_threshold": [Interval(Real, -1, 1, closed="both"), None],
+        "chain_threshold": [Interval(Real, -1, 1, closed="both"), StrOptions({"auto"})],
         "max_chain_length": [Interval(Integral, 1, None, closed="left")],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
@@ -194,16 +201,17 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         "network": [TrainedNetwork, None],
         "graph_method": [StrOptions({"auto", "exact", "ivf", "hnsw"})],
         "device": [str, torch.device],
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
     }
 
     def __init__(
         self,
+        *,
         k=30,
         tau="auto",
-        chain_threshold=None,
+        chain_threshold="auto",
         max_chain_length=4,
         hidden_size=128,
         n_components=None,
@@ -259,7 +267,7 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Face features (rows need not be normalised; zero rows are refused).
+            Face features (rows need not be normalised).
         y : array-like of shape (n_samples,), default=None
             Identity labels. Without them, training is label-free (pseudo
             labels from density chains, refined over ``n_rounds``). Ignored
@@ -270,92 +278,120 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         self : DANetEmbedder
         """
         with unfitted_on_failure(self):
-            return self._fit(X, y)
+            self._fit(X, y, ClusteringRule())
+        return self
 
-    def _fit(self, X, y):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return its embedding, through the graph built by fit.
+
+        Equal to ``fit(X).transform(X)``, without searching the neighbours of
+        every face a second time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Identity labels (see :meth:`fit`).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+        """
+        with unfitted_on_failure(self):
+            return self._fit_embed(X, y, ClusteringRule())
+
+    def _fit_embed(self, X, y, rule):
+        """Fit (label-free training re-labels with ``rule``) and embed the fitted faces."""
+        self._fit(X, y, rule)
+        timer = StageTimer(self.verbose)
+        with timer("chain network"):
+            Z = self._embed(self.reference_, self.graph_.reference_neighbours, "chain network")
+        self.timings_.update(timer.timings)
+        return Z
+
+    def _fit(self, X, y, rule):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        if y is not None:
-            y = np.asarray(y)
-            if y.ndim != 1 or len(y) != len(X):
-                raise ValueError(
-                    f"y must be a 1-d array of {len(X)} identity labels, got shape {y.shape}."
-                )
-        if self.network is not None and self.network.in_features != X.shape[1]:
-            raise ValueError(
-                f"The given network was trained on {self.network.in_features}-d features "
-                f"but X has {X.shape[1]} features. A network only works with features "
-                "of the extractor it was trained on; retrain on these features."
-            )
-        device = _resolve_device(self.device)
-        seed = _seed_from(self.random_state)
-        timer = _progress.StageTimer(self.verbose)
+        y = self._checked_labels(y, len(X))
+        self._check_network(X)
+        device = resolve_device(self.device)
+        seed = seed_from(self.random_state)
+        threads = effective_threads(self.n_jobs)
+        timer = StageTimer(self.verbose)
 
         reference = l2_normalize(X, zero_rows="warn")
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
         with timer("kNN graph"):
             index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
-                                  n_jobs=self._threads,
-                                  progress=_progress.BatchProgress(self.verbose, "kNN search",
-                                                                   len(reference)))
+                                  n_jobs=threads,
+                                  progress=BatchProgress(self.verbose, "kNN search",
+                                                         len(reference)))
             knn = knn_graph(reference, k, normalize=False, index=index)
             index.progress = None  # not part of the fitted state (nor of its pickle)
         with timer("density and chains"):
-            graph = build_density_graph(
-                reference, k, tau=self.tau, stop_threshold=self.chain_threshold,
-                max_length=self.max_chain_length, knn=knn,
-            )
+            graph = DensityGraph.build(reference, k, tau=self.tau,
+                                       stop_threshold=self.chain_threshold,
+                                       max_length=self.max_chain_length, index=index, knn=knn)
         if self.network is not None:
             network, history = self.network, []
         else:
             with timer("training"):
                 network, history = train_network(
-                    reference, graph, y, estimator=self, seed=seed, device=device,
-                )
+                    reference, graph, y, params=TrainingParams.from_object(self), rule=rule,
+                    seed=seed, device=device, n_threads=threads, verbose=self.verbose)
         # Everything is computed before any fitted attribute is set, so an
         # exception or interrupt above leaves the estimator unfitted.
-        self._set_reference(reference, graph, k, index)
-        self.network_ = network
-        self.history_ = history
-        with timer("clique network"), deterministic_torch(self.n_jobs):
-            self.reference_phi_ = self._reference_phi(device)
-        self.timings_ = dict(timer.timings)
-        return self
-
-    @property
-    def _threads(self):
-        return 1 if self.n_jobs is None else int(self.n_jobs)
-
-    def _set_reference(self, reference, graph, k, index):
         self.reference_ = reference
+        self.graph_ = graph
         self.k_ = k
         self.tau_ = graph.tau
         self.chain_threshold_ = graph.stop_threshold
-        self.knn_sims_ = graph.knn_sims
-        self.knn_indices_ = graph.knn_indices
-        self.density_ = graph.density
-        self.tie_key_ = graph.tie_key
-        self.rank_ = graph.rank
-        self.parent_ = graph.parent
-        self.index_ = index
+        self.network_ = network
+        self.history_ = history
+        with timer("clique network"), deterministic_torch(threads):
+            n = len(reference)
+            embedding = GraphEmbedding(network, reference, graph, device=device,
+                                       batch_size=self.inference_batch_size)
+            self._reference_phi = embedding.clique_embeddings(BatchProgress(
+                self.verbose, "clique embeddings", n, -(-n // self.inference_batch_size)))
+        self.timings_ = dict(timer.timings)
 
-    def _reference_phi(self, device):
-        """phi(c) for every reference face, computed once and reused by transform."""
-        dtype = torch.float64 if self.reference_.dtype == np.float64 else torch.float32
-        module = self.network_.build_module(dtype=dtype, device=device)
-        mask = clique_mask(self.knn_sims_, self.tau_)
-        n = len(self.reference_)
-        out = np.empty((n, self.network_.config["hidden_size"]), dtype=self.reference_.dtype)
-        progress = _progress.BatchProgress(self.verbose, "clique embeddings", n,
-                                           -(-n // self.inference_batch_size))
-        with torch.no_grad():
-            for batch, start in enumerate(range(0, n, self.inference_batch_size), 1):
-                nodes = np.arange(start, min(n, start + self.inference_batch_size))
-                members, mmask = reference_clique_tensors(
-                    nodes, self.reference_, self.knn_indices_, mask, dtype=dtype, device=device,
-                    centre_only=not module.clique.reads_neighbours)
-                out[nodes] = module.clique(members, mmask).cpu().numpy()
-                progress(batch, nodes[-1] + 1)
-        return out
+    def _checked_labels(self, y, n_samples):
+        if y is None or self.network is not None:
+            return None
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n_samples:
+            raise ValueError(
+                f"y must be a 1-d array of {n_samples} identity labels, got shape {y.shape}."
+            )
+        return y
+
+    def _check_network(self, X):
+        if self.network is None:
+            return
+        if self.network.in_features != X.shape[1]:
+            raise ValueError(
+                f"The given network was trained on {self.network.in_features}-d features "
+                f"but X has {X.shape[1]} features. A network only works with features "
+                "of the extractor it was trained on; retrain on these features."
+            )
+        changed = [name for name, value in vars(TrainingParams.from_object(self)).items()
+                   if value != getattr(TrainingParams, name)]
+        if changed:
+            warnings.warn(
+                f"network= is given, so fit does not train and these parameters have no "
+                f"effect: {', '.join(changed)}. Leave them at their defaults, or set "
+                "network=None to train.", UserWarning, stacklevel=4)
+
+    def _embed(self, Q, neighbours, stage):
+        """Embed the rows of ``Q`` placed in the graph; ``neighbours(start, stop)`` places them."""
+        embedding = GraphEmbedding(self.network_, self.reference_, self.graph_,
+                                   device=resolve_device(self.device),
+                                   batch_size=self.inference_batch_size)
+        n_batches = -(-len(Q) // self.inference_batch_size)
+        progress = BatchProgress(self.verbose, stage, len(Q), n_batches)
+        with deterministic_torch(effective_threads(self.n_jobs)):
+            return embedding.embed(Q, neighbours, self._reference_phi, progress=progress)
 
     # ------------------------------------------------------------ transform
     def transform(self, X):
@@ -384,82 +420,14 @@ class DANetEmbedder(TransformerMixin, BaseEstimator):
         Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
 
         def neighbours(start, stop):
-            return self.index_.query(Q[start:stop], self.k_)
+            return self.graph_.query_neighbours(Q[start:stop])
 
         return self._embed(Q, neighbours, "transform").astype(X.dtype, copy=False)
 
-    def fit_transform(self, X, y=None):
-        """Fit on ``X`` and return its embedding, through the graph built by fit.
-
-        Equal to ``fit(X).transform(X)``, without searching the neighbours of
-        every face a second time.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,), default=None
-            Identity labels (see :meth:`fit`).
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_components)
-        """
-        self.fit(X, y)
-        k = self.k_
-
-        def neighbours(start, stop):
-            # A reference face's neighbours, itself excluded, and itself as its twin.
-            rows = np.arange(start, stop)
-            return (self.knn_sims_[start:stop, 1 : k + 1],
-                    self.knn_indices_[start:stop, 1 : k + 1], rows)
-
-        # reference_ has the dtype transform would return (float32 or float64).
-        timer = _progress.StageTimer(self.verbose)
-        with timer("chain network"):
-            Z = self._embed(self.reference_, neighbours, "chain network")
-        self.timings_.update(timer.timings)
-        return Z
-
-    def _embed(self, Q, neighbours, stage):
-        """Embed the rows of ``Q`` in batches; ``neighbours(start, stop)`` gives their graph."""
-        out = np.empty((len(Q), self.network_.config["n_components"]), dtype=self.reference_.dtype)
-        device = _resolve_device(self.device)
-        dtype = torch.float64 if Q.dtype == np.float64 else torch.float32
-        module = self.network_.build_module(dtype=dtype, device=device)
-        n_batches = -(-len(Q) // self.inference_batch_size)
-        progress = _progress.BatchProgress(self.verbose, stage, len(Q), n_batches)
-        with deterministic_torch(self.n_jobs):
-            for batch, start in enumerate(range(0, len(Q), self.inference_batch_size), 1):
-                stop = min(len(Q), start + self.inference_batch_size)
-                out[start:stop] = self._embed_queries(
-                    Q[start:stop], neighbours(start, stop), module, dtype, device)
-                progress(batch, stop)
-        return out
-
-    def _embed_queries(self, Q, neighbours, module, dtype, device):
-        sims, idx, twin = neighbours
-        # Density and order of each query against the reference (Eq. 2, 3).
-        rho = density(np.concatenate([np.ones((len(Q), 1), sims.dtype), sims], axis=1))
-        key = tie_break_key(Q)
-        higher = is_higher(self.density_[idx], self.tie_key_[idx], idx,
-                           rho[:, None], key[:, None], twin[:, None])
-        first, _ = query_parents(sims, idx, higher, self.rank_, self.chain_threshold_)
-        rest = follow_parents(first, self.parent_, self.max_chain_length - 1)
-        with torch.no_grad():
-            members, mmask = clique_tensors(Q, self.reference_, idx, sims > self.tau_,
-                                            dtype=dtype, device=device,
-                                            centre_only=not module.clique.reads_neighbours)
-            phi_q = module.clique(members, mmask)
-            nodes, slots, smask = chain_slots(rest)
-            phi_ref = torch.as_tensor(self.reference_phi_[nodes], dtype=dtype, device=device)
-            # Slot 0..len(Q)-1: the queries themselves; then the reference chain nodes.
-            phi = torch.cat([phi_q, phi_ref])
-            qslots = torch.arange(len(Q))[:, None]
-            all_slots = torch.cat([qslots, torch.where(smask, slots + len(Q), 0)], dim=1).to(device)
-            all_mask = torch.cat([torch.ones_like(qslots, dtype=torch.bool), smask], dim=1).to(device)
-            z = module.embed_chains(phi, all_slots, all_mask,
-                                    torch.as_tensor(Q, dtype=dtype, device=device))
-        return z.cpu().numpy()
+    @property
+    def _n_features_out(self):
+        """Output dimension, for :meth:`get_feature_names_out`."""
+        return self.network_.config["n_components"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

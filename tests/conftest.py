@@ -36,3 +36,27 @@ def lfw_largest_people(n_people):
 @pytest.fixture
 def small_faces():
     return clustered_unit_rows(300, 16, 12, 0.5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def lfw_people():
+    """40 of the largest LFW people, every third photo."""
+    return lfw_largest_people(40)
+
+
+@pytest.fixture(scope="session")
+def lfw_subset():
+    """60 of the largest LFW people, every third photo."""
+    return lfw_largest_people(60)
+
+
+@pytest.fixture(scope="session")
+def trained(lfw_subset):
+    """A supervised embedder trained on half of ``lfw_subset``, and the unseen half."""
+    from skdanet import DANetEmbedder
+    from skdanet.datasets import split_identities
+
+    X, y = lfw_subset
+    tr, te = split_identities(y, test_size=0.5, random_state=0)
+    emb = DANetEmbedder(k=10, n_epochs=8, random_state=0).fit(X[tr], y[tr])
+    return emb, X[te], y[te]

@@ -1,6 +1,5 @@
 """DANetEmbedder: behaviour on real faces, determinism, transfer, persistence."""
 
-import os
 import pickle
 import subprocess
 import sys
@@ -12,24 +11,10 @@ import torch
 from sklearn.base import clone
 from sklearn.cluster import DBSCAN
 
-from skdanet import DANetEmbedder, TrainedNetwork
-from skdanet.datasets import split_identities
+from skdanet import DANetEmbedder
 from skdanet.metrics import bcubed_f_score
 
-from .conftest import clustered_unit_rows, lfw_largest_people
-
-
-@pytest.fixture(scope="module")
-def lfw_subset():
-    return lfw_largest_people(60)
-
-
-@pytest.fixture(scope="module")
-def trained(lfw_subset):
-    X, y = lfw_subset
-    tr, te = split_identities(y, test_size=0.5, random_state=0)
-    emb = DANetEmbedder(k=10, n_epochs=8, random_state=0).fit(X[tr], y[tr])
-    return emb, X[te], y[te]
+from .conftest import clustered_unit_rows
 
 
 def small():
@@ -151,31 +136,6 @@ def test_save_load_network_in_fresh_process(trained, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "Z.npy"), expected)
 
 
-def test_load_never_unpickles(tmp_path):
-    class Boom:
-        def __reduce__(self):
-            return (os.system, ("touch " + str(tmp_path / "pwned"),))
-
-    path = tmp_path / "evil.npz"
-    np.savez(path, header=np.array([Boom()], dtype=object))
-    with pytest.raises(ValueError, match="unpickling"):
-        TrainedNetwork.load(path)
-    assert not (tmp_path / "pwned").exists()
-
-
-def test_load_rejects_truncated_and_foreign_files(trained, tmp_path):
-    emb, _, _ = trained
-    path = tmp_path / "net.npz"
-    emb.network_.save(path)
-    data = path.read_bytes()
-    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="truncated or corrupted"):
-        TrainedNetwork.load(tmp_path / "cut.npz")
-    np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="not a readable skdanet network"):
-        TrainedNetwork.load(tmp_path / "other.npz")
-
-
 def test_label_free_fit_runs_rounds(lfw_subset):
     X, y = lfw_subset
     # 5 epochs a round: the weight average needs a few (see n_epochs).
@@ -205,7 +165,65 @@ def test_same_result_for_any_n_jobs():
     X, y = small()
     a = DANetEmbedder(k=8, n_epochs=2, random_state=0, n_jobs=1).fit_transform(X, y)
     b = DANetEmbedder(k=8, n_epochs=2, random_state=0, n_jobs=2).fit_transform(X, y)
+    c = DANetEmbedder(k=8, n_epochs=2, random_state=0, n_jobs=-1).fit_transform(X, y)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_n_jobs_means_what_it_means_in_scikit_learn():
+    from skdanet.utils._fitting import effective_threads
+
+    assert effective_threads(None) == 1
+    assert effective_threads(-1) == joblib.cpu_count()
+    assert effective_threads(2) == 2
+    with joblib.parallel_config(n_jobs=2):
+        assert effective_threads(None) == 2
+    with pytest.raises(ValueError):
+        DANetEmbedder(n_jobs=0, k=5, n_epochs=1).fit(small()[0])
+
+
+def test_parameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        DANetEmbedder(10)
+
+
+def test_feature_names_out_and_pandas_output(trained):
+    emb, X, _ = trained
+    names = emb.get_feature_names_out()
+    assert list(names) == [f"danetembedder{i}" for i in range(X.shape[1])]
+    frame = DANetEmbedder(k=10, network=emb.network_).set_output(transform="pandas")
+    out = frame.fit_transform(X)
+    assert list(out.columns) == list(names)
+    plain = DANetEmbedder(k=10, network=emb.network_).fit_transform(X)
+    np.testing.assert_array_equal(out.to_numpy(), plain)
+
+
+def test_network_warns_about_training_parameters_it_ignores(trained):
+    import warnings
+
+    emb, X, _ = trained
+    with pytest.warns(UserWarning, match="no effect: n_epochs, learning_rate"):
+        DANetEmbedder(network=emb.network_, n_epochs=3, learning_rate=0.1).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DANetEmbedder(network=emb.network_, k=10).fit(X)  # graph parameters do matter
+
+
+def test_graph_is_one_fitted_attribute_that_matches_the_graph_core(trained):
+    from skdanet.graph import DensityGraph, knn_graph, l2_normalize
+
+    emb, X, _ = trained
+    fitted = DANetEmbedder(k=10, network=emb.network_).fit(X)
+    assert isinstance(fitted.graph_, DensityGraph)
+    sims, idx = knn_graph(l2_normalize(X), fitted.k_)
+    np.testing.assert_array_equal(fitted.graph_.knn_indices, idx)
+    np.testing.assert_array_equal(fitted.graph_.knn_sims, sims)
+    assert fitted.tau_ == fitted.graph_.tau and fitted.k_ == fitted.graph_.n_neighbors
+    # Placing the fitted faces in their own graph reproduces their graph rows.
+    rest, clique = fitted.graph_.place(fitted.reference_,
+                                       fitted.graph_.reference_neighbours(0, len(X)))
+    np.testing.assert_array_equal(rest, fitted.graph_.chains[:, 1:])
+    np.testing.assert_array_equal(clique, fitted.graph_.clique_mask()[:, 1:])
 
 
 def test_inference_batches_do_not_change_the_embedding():
@@ -226,106 +244,16 @@ def test_verbose_reports_batch_progress(capsys):
     assert "transform: batch 3/3 (120/120 faces)" in out and "faces/s, ETA" in out
 
 
-def test_label_free_anchors_are_purer_than_the_chain_trees():
-    # Real data: the unseen half of LFW (split seed 0), as a label-free user has it.
-    from skdanet._chain import chain_roots
-    from skdanet._trainer import anchor_parents
-    from skdanet.datasets import load_lfw_features, split_identities
-    from skdanet.graph import build_density_graph, l2_normalize
-    from skdanet.metrics import pairwise_precision_recall_fscore
-
-    X, y = load_lfw_features(return_X_y=True)
-    _, test = split_identities(y, test_size=0.5, random_state=0)
-    graph = build_density_graph(l2_normalize(X[test]), 30)
-    anchors = chain_roots(anchor_parents(graph))
-    trees = chain_roots(graph.parent)
-    anchor_p, anchor_r, _ = pairwise_precision_recall_fscore(y[test], anchors)
-    tree_p, _, _ = pairwise_precision_recall_fscore(y[test], trees)
-    assert anchor_p > 0.99
-    assert tree_p < 0.9
-    assert anchor_r > 0.5  # still links most same-person pairs
-
-
 def test_label_free_radius_is_the_loss_boundary(lfw_subset):
     X, _ = lfw_subset
     emb = DANetEmbedder(k=10, n_epochs=1, n_rounds=2, pair_margin=0.6, random_state=0).fit(X)
     assert emb.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * 0.6))
 
 
-def test_label_free_pair_relation_follows_the_two_clustering_radii():
-    # Brute-force reference for which pairs label-free training pulls together
-    # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie
-    # within the link radius), pushes apart (raw-dissimilar, and the means
-    # further apart than the merge radius), or leaves out (all other pairs).
-    from types import SimpleNamespace
-
-    from skdanet._merge import link_radius
-    from skdanet._trainer import _Trainer
-
-    rng = np.random.default_rng(0)
-    F = rng.normal(size=(40, 4))
-    F /= np.linalg.norm(F, axis=1, keepdims=True)
-    Z = rng.normal(size=(40, 3))
-    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-    labels = np.unique(rng.integers(0, 12, size=40), return_inverse=True)[1]
-    margin = 0.7
-    trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
-                              graph=SimpleNamespace(tau=0.2),
-                              est=SimpleNamespace(pair_margin=margin))
-    means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
-    means /= np.linalg.norm(means, axis=1, keepdims=True)
-    merge_eps = np.sqrt(2 - 2 * margin)
-    nodes = rng.permutation(40)[:30]
-    seen = set()
-    for embedded in (False, True):
-        relation = _Trainer._pseudo_pair_relation(trainer, labels, Z if embedded else None)
-        same, known = (t.numpy() for t in relation(nodes))
-        for i, a in enumerate(nodes):
-            for j, b in enumerate(nodes):
-                apart = np.linalg.norm(means[labels[a]] - means[labels[b]])
-                one = labels[a] == labels[b]
-                pulled = one or (embedded and apart <= link_radius(merge_eps))
-                pushed = (not pulled and float(F[a] @ F[b]) < 0.2
-                          and (not embedded or apart > merge_eps))
-                assert same[i, j] == pulled, (a, b, embedded)
-                assert known[i, j] == (pulled or pushed), (a, b, embedded)
-                if embedded and not one:
-                    seen.add("pulled" if pulled else "pushed" if pushed else "left out")
-    assert seen == {"pulled", "pushed", "left out"}  # every case occurs
-
-
-def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
-    # Reference: expand row by row over the raw kNN graph, calibrate the
-    # radius against the anchors on the expanded rows, DBSCAN there.
-    from types import MethodType, SimpleNamespace
-
-    from sklearn.neighbors import NearestNeighbors
-
-    from skdanet._expansion import DEFAULT_N_EXPANSION
-    from skdanet._trainer import _Trainer, calibrate_eps
-
-    from .conftest import expanded_by_loop
-
-    Z, truth = clustered_unit_rows(400, 8, 20, 0.35, seed=3)
-    F, _ = clustered_unit_rows(400, 8, 20, 0.35, seed=4)
-    knn = NearestNeighbors(n_neighbors=11).fit(F).kneighbors(F, return_distance=False)
-    anchors = np.where(np.arange(400) % 3 == 0, truth, np.arange(400) + 100)
-    trainer = SimpleNamespace(graph=SimpleNamespace(knn_indices=knn),
-                              rng=np.random.default_rng(0))
-    trainer._at_most_validation_faces = MethodType(_Trainer._at_most_validation_faces, trainer)
-    labels, eps, _ = _Trainer._refined_pseudo_labels(trainer, Z.copy(), anchors)
-    expanded = expanded_by_loop(Z, knn[:, 1:], DEFAULT_N_EXPANSION)
-    expected_eps, _ = calibrate_eps(expanded, anchors)
-    assert eps == expected_eps
-    expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
-    np.testing.assert_array_equal(labels, expected)
-    assert len(np.unique(labels)) < len(np.unique(DBSCAN(eps=eps, min_samples=1).fit_predict(Z)))
-
-
 def test_label_free_network_is_the_weight_average(lfw_subset, monkeypatch):
     # Record every state the average folds in; the returned network must be
     # their decay-weighted mean (and supervised training must not average).
-    from skdanet import _averaging
+    from skdanet.model import _averaging
 
     seen = []
     update = _averaging.ExponentialWeightAverage.update

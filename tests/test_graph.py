@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skdanet._knn import NeighborIndex
 from skdanet.datasets import make_face_like
 from skdanet.graph import (
+    NeighborIndex,
     build_density_graph,
     chain_roots,
     density,
@@ -132,7 +132,7 @@ def test_ivf_same_for_any_n_jobs_and_row_independent():
 def test_ivf_falls_back_to_exact_when_lists_are_short():
     # About 8 rows per list, 2 lists probed, 20 neighbours asked: many queries'
     # lists are too short, and those queries must get the exact answer.
-    from skdanet._ivf import IVFIndex
+    from skdanet.graph._ivf import IVFIndex
 
     X = make_face_like(300, random_state=6).data.astype(np.float64)
     exact = NeighborIndex(X, method="exact").search(X, 20)

@@ -1,5 +1,8 @@
 """Every class of bad input: a clear error (type and message), or the right result."""
 
+import warnings
+
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -228,15 +231,29 @@ def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised
         "tiny": lambda: rng.normal(size=(n, d)) * 1e-300,
     }[fill]()
     y = rng.integers(0, 3, size=n) if supervised else None
-    est = Est(k=k, max_chain_length=length, tau=tau, n_epochs=1, hidden_size=4, random_state=0)
-    try:
-        with np.errstate(all="ignore"):
-            out = run(est, X, y)
-    except (ValueError, TypeError) as exc:
-        assert str(exc), "an error must say what is wrong"
-        return
-    assert len(out) == n
-    assert np.all(np.isfinite(out))
+    params = dict(k=k, max_chain_length=length, tau=tau, n_epochs=1, hidden_size=4,
+                  random_state=0)
+    invalid = n < 2 or d == 0 or (fill == "nan" and n * d > 0)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", UserWarning)  # clamped k, zero rows: warned, valid
+        if invalid:
+            with pytest.raises(ValueError, match="sample|feature|NaN"):
+                run(Est(**params), X, y)
+            return
+        out = run(Est(**params), X, y)
+        again = run(Est(**params), X, y)
+    np.testing.assert_array_equal(out, again)  # same seed, same result
+    if Est is DANetEmbedder:
+        assert out.shape == (n, d)
+        assert np.all(np.isfinite(out))
+        # Every face with a direction is embedded as a unit vector.
+        has_direction = np.abs(X).max(axis=1) > 0
+        np.testing.assert_allclose(np.linalg.norm(out[has_direction], axis=1), 1.0, atol=1e-6)
+    else:
+        assert out.shape == (n,)
+        clusters = np.unique(out[out >= 0])
+        np.testing.assert_array_equal(clusters, np.arange(len(clusters)))  # consecutive
+        assert np.all(out >= -1)
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e150, 1e300])
@@ -249,7 +266,7 @@ def test_extreme_magnitudes_normalise_exactly(scale):
 
 @pytest.mark.parametrize("Exc", [KeyboardInterrupt, RuntimeError])
 def test_interrupted_fit_leaves_estimator_unfitted(monkeypatch, Exc):
-    import skdanet._trainer as trainer
+    import skdanet.model._trainer as trainer
 
     X, y = data()
     X0 = X.copy()

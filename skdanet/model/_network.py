@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import torch
 
-from ._nn import CHAIN_NETWORKS, DANet
+from ._modules import CHAIN_NETWORKS, DANet
 
 FORMAT_NAME = "skdanet-network"
 FORMAT_VERSION = 1

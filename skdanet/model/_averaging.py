@@ -3,10 +3,7 @@
 Label-free training learns from pseudo-labels, some of them wrong; the weights
 of the last few steps each follow the batches they saw. Their running average
 (Polyak averaging, as in the "mean teacher" of noisy-label training) keeps the
-direction the steps agree on. On LFW (label-free, split seeds 0-5, query
-expansion on) it raised pairwise F on every seed, by 0.003 on average; on
-generated ``make_face_like(8000)`` sets it cost 0.001-0.004 pairwise F on
-three data seeds of four (see the note in benchmarks/bench_lfw.py).
+direction the steps agree on.
 
 Bias-corrected like Adam's moments: the average starts from zero and is
 divided by ``1 - decay ** steps``, so it is the weighted mean of the weights

@@ -4,8 +4,7 @@ Each face's embedding is replaced by a weighted mean of itself and its most
 similar kNN neighbours (average query expansion, as in image retrieval), then
 unit-normalised. A face's stray photo-specific direction is averaged with its
 neighbours', so photos of one person move together while the space between
-people stays: on LFW (six split seeds, supervised and label-free) it raised
-both pairwise and BCubed F of the two-stage clustering.
+people stays.
 
 Averaging shrinks all distances, so a radius chosen for the embedding
 (calibrated on held-out people, or the loss's own boundary) is carried over
@@ -13,7 +12,7 @@ by :func:`matched_radius`: the radius in the expanded space under which the
 same number of kNN pairs falls.
 
 Torch-free, O(n k) time and memory, row blocks as in
-:func:`~skdanet._graph_dbscan.knn_edge_distances`.
+:func:`~skdanet.cluster.knn_edge_distances`.
 """
 
 import numpy as np
@@ -21,9 +20,6 @@ import numpy as np
 # Weight of a neighbour: its cosine similarity to the face raised to this
 # power, so near-duplicates count fully and looser neighbours little.
 _SIMILARITY_POWER = 3
-# Neighbours averaged in by default: DensityChainClustering's query_expansion,
-# and the re-labelling of label-free training, which clusters as it does.
-DEFAULT_N_EXPANSION = 4
 _ROW_BLOCK = 16384
 _SMALLEST_RADIUS = 1e-9
 

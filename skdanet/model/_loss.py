@@ -15,9 +15,6 @@ one cosine threshold ``margin`` is exactly a DBSCAN link rule with
 ``eps = sqrt(2 - 2 * margin)``. The loss trains the one global threshold
 DBSCAN will apply, instead of hoping one exists.
 
-Batches are built from kNN neighbourhoods (seeds plus their nearest
-neighbours), so each batch holds the hard pairs DBSCAN will actually see:
-near-duplicates of other people and far-apart photos of one person.
 """
 
 import numpy as np
@@ -69,9 +66,8 @@ def hardest_pair_loss(z, labels, *, scale, margin, known=None, same=None):
     *most similar* other-person face, and keeps it with its own person through
     its *most similar* same-person face. So for each face: push the (soft)
     maximum negative similarity below ``margin`` and the maximum positive
-    similarity above it. On LFW this widens the range of radii that cluster
-    well (split seed 0: pairwise F >= 0.97 over eps 0.65-0.725 with it, over
-    0.55-0.575 without), which makes the calibrated eps transfer.
+    similarity above it. This widens the range of radii that cluster well,
+    which makes the calibrated eps transfer to other sets.
     """
     sim = z @ z.T
     same = _same_identity(labels, same)
@@ -102,26 +98,11 @@ def _same_identity(labels, same):
     return labels[:, None] == labels[None, :] if same is None else same
 
 
-def neighbourhood_batches(train_nodes, knn_indices, rng, *, batch_size, per_seed):
-    """Batches of training nodes grouped by kNN neighbourhood, one epoch.
+def margin_radius(pair_margin):
+    """Euclidean radius between unit vectors at the loss's cosine margin.
 
-    Each seed (a permutation of ``train_nodes``) brings its ``per_seed``
-    nearest training neighbours; a batch holds about ``batch_size`` distinct
-    nodes. Each node is a seed about once every ``per_seed + 1`` epochs and
-    appears in about one batch per epoch.
-
-    Yields
-    ------
-    nodes : ndarray of int64, sorted, distinct
+    The loss is a DBSCAN link rule at this radius, so it is the radius a
+    label-free network is stored with.
     """
-    is_train = np.zeros(knn_indices.shape[0], dtype=bool)
-    is_train[train_nodes] = True
-    n_seeds = max(1, int(np.ceil(len(train_nodes) / (per_seed + 1))))
-    seeds = rng.permutation(train_nodes)[:n_seeds]
-    seeds_per_batch = max(1, batch_size // (per_seed + 1))
-    neighbours = knn_indices[:, 1 : per_seed + 1]
-    for start in range(0, len(seeds), seeds_per_batch):
-        s = seeds[start : start + seeds_per_batch]
-        nb = neighbours[s].ravel()
-        nodes = np.unique(np.concatenate([s, nb[is_train[nb]]]))
-        yield nodes
+    return float(np.sqrt(2 - 2 * pair_margin))
+

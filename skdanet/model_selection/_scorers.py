@@ -13,16 +13,18 @@ through its own graph (no retraining) and cluster it, then compare the
 clusters with the test fold's identities.
 """
 
+import warnings
+
 from sklearn.base import clone
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.pipeline import Pipeline
 
-from ._clustering import bcubed_f_score, pairwise_f_score
+from .._clustering import DensityChainClustering
+from .._embedder import DANetEmbedder
+from ..metrics import bcubed_f_score, pairwise_f_score
 
 
 def _danet_step(pipeline):
-    from .._embedder import DANetEmbedder
-
     for name, step in pipeline.steps:
         if isinstance(step, DANetEmbedder):
             return name, step
@@ -46,18 +48,18 @@ def cluster_with_trained_network(estimator, X):
     -------
     labels : ndarray of shape (n_samples,)
     """
-    from .._clustering import DensityChainClustering
-
-    if isinstance(estimator, DensityChainClustering):
-        network = estimator.network_
-        # Same parameters, eps included: None re-derives the radius for this
-        # set from the network's calibrated one (it depends on the set's size).
-        model = clone(estimator).set_params(network=network)
-        return model.fit(X).labels_
-    if isinstance(estimator, Pipeline):
-        name, step = _danet_step(estimator)
-        model = clone(estimator).set_params(**{f"{name}__network": step.network_})
-        return model.fit_predict(X)
+    # The transfer keeps the training parameters knowingly: they are unused.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="network= is given", category=UserWarning)
+        if isinstance(estimator, DensityChainClustering):
+            # Same parameters, eps included: "auto" re-derives the radius for
+            # this set from the network's (it depends on the set's size).
+            model = clone(estimator).set_params(network=estimator.network_)
+            return model.fit(X).labels_
+        if isinstance(estimator, Pipeline):
+            name, step = _danet_step(estimator)
+            model = clone(estimator).set_params(**{f"{name}__network": step.network_})
+            return model.fit_predict(X)
     raise TypeError(
         f"Cannot score a {type(estimator).__name__}: expected DensityChainClustering "
         "or a Pipeline with a DANetEmbedder step."
@@ -92,7 +94,8 @@ def make_transfer_scorer(score_func):
 
     Examples
     --------
-    >>> from skdanet.metrics import make_transfer_scorer, bcubed_f_score
+    >>> from skdanet.metrics import bcubed_f_score
+    >>> from skdanet.model_selection import make_transfer_scorer
     >>> scorer = make_transfer_scorer(bcubed_f_score)
     """
     return _TransferClusteringScorer(score_func, getattr(score_func, "__name__", "custom"))

@@ -1,0 +1,53 @@
+"""Clustering an embedding over its kNN graph: numpy only, no torch.
+
+:class:`ClusteringRule` owns the rule (query expansion, radii, percolation
+guard, DBSCAN over the kNN pairs, merging); the functions are its stages,
+each testable on its own; :func:`calibrate_eps` chooses a radius on
+labelled faces.
+"""
+
+from ._calibration import EPS_GRID, best_threshold, calibrate_eps
+from ._dbscan import (
+    edge_components,
+    graph_dbscan,
+    knn_edge_distances,
+    number_by_first_point,
+)
+from ._expansion import expand_embedding, matched_radius
+from ._guard import (
+    edge_guarded_components,
+    edge_percolation_safe_eps,
+    merge_growth,
+    percolation_safe_eps,
+)
+from ._merge import adjacent_cluster_pairs, cluster_means, link_radius, merge_clusters
+from ._rule import (
+    DEFAULT_QUERY_EXPANSION,
+    ClusteringResult,
+    ClusteringRule,
+    ExpandedSpace,
+)
+
+__all__ = [
+    "DEFAULT_QUERY_EXPANSION",
+    "EPS_GRID",
+    "ClusteringResult",
+    "ClusteringRule",
+    "ExpandedSpace",
+    "adjacent_cluster_pairs",
+    "best_threshold",
+    "calibrate_eps",
+    "cluster_means",
+    "edge_components",
+    "edge_guarded_components",
+    "edge_percolation_safe_eps",
+    "expand_embedding",
+    "graph_dbscan",
+    "knn_edge_distances",
+    "link_radius",
+    "matched_radius",
+    "merge_clusters",
+    "merge_growth",
+    "number_by_first_point",
+    "percolation_safe_eps",
+]

@@ -1,0 +1,184 @@
+"""The clustering rule: how skdanet turns an embedding over a kNN graph into clusters.
+
+One object owns every stage and every radius:
+
+1. query expansion (:func:`expand_embedding`), with radii carried into the
+   expanded space (:func:`matched_radius`);
+2. the link radius: the given one, or the calibrated radius lowered by the
+   percolation guard (tighter than the merge radius when merging);
+3. DBSCAN, exact or over the kNN pairs (:func:`graph_dbscan`);
+4. merging of clusters with close mean embeddings (:func:`merge_clusters`).
+
+:class:`~skdanet.DensityChainClustering` runs it whole; label-free training
+re-labels with its expansion and its DBSCAN, so both cluster the same way.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sklearn.cluster import DBSCAN
+
+from ..graph import EXACT_SEARCH_MAX_ROWS
+from ._dbscan import graph_dbscan, knn_edge_distances
+from ._expansion import expand_embedding, matched_radius
+from ._guard import percolation_safe_eps
+from ._merge import link_radius, merge_clusters
+
+DEFAULT_QUERY_EXPANSION = 4
+
+
+@dataclass(frozen=True)
+class ExpandedSpace:
+    """An embedding after query expansion, with the map of radii into it.
+
+    Attributes
+    ----------
+    embedding : ndarray of shape (n_samples, n_components)
+    distances : ndarray of shape (n_samples, k) or None
+        Distances of the kNN pairs in ``embedding`` (None when nothing needed them).
+    before : ndarray of shape (n_samples, k) or None
+        The same pairs' distances before expansion (None: not expanded).
+    """
+
+    embedding: np.ndarray
+    distances: np.ndarray | None
+    before: np.ndarray | None = None
+
+    def radius(self, radius):
+        """A radius of the unexpanded embedding, carried into this space."""
+        if self.before is None:
+            return float(radius)
+        return matched_radius(self.before, self.distances, float(radius))
+
+
+@dataclass(frozen=True)
+class ClusteringResult:
+    """Clusters of an embedding and the radii that made them (in ``embedding``'s space)."""
+
+    labels: np.ndarray
+    embedding: np.ndarray
+    eps: float
+    merge_eps: float | None
+    min_merge_eps: float | None
+
+
+@dataclass(frozen=True)
+class ClusteringRule:
+    """Query expansion, DBSCAN over the kNN graph, then merging: skdanet's clustering.
+
+    Parameters
+    ----------
+    query_expansion : int, default=4
+        Neighbours averaged into each face's embedding before clustering (0:
+        none).
+    min_samples : int, default=1
+        DBSCAN's ``min_samples``.
+    algorithm : {"auto", "exact", "knn"}, default="auto"
+        DBSCAN over all pairs, over the kNN pairs, or exact up to
+        ``EXACT_SEARCH_MAX_ROWS`` faces and kNN pairs above.
+    """
+
+    query_expansion: int = DEFAULT_QUERY_EXPANSION
+    min_samples: int = 1
+    algorithm: str = "auto"
+
+    def on_knn_pairs(self, n_samples):
+        """Whether DBSCAN runs over the kNN pairs for ``n_samples`` faces."""
+        if self.algorithm == "auto":
+            return n_samples > EXACT_SEARCH_MAX_ROWS
+        return self.algorithm == "knn"
+
+    def with_min_samples(self, min_samples):
+        """The same rule with another ``min_samples``."""
+        return replace(self, min_samples=min_samples)
+
+    @staticmethod
+    def link_radius(merge_eps):
+        """The link (DBSCAN) radius that goes with a merge radius."""
+        return link_radius(merge_eps)
+
+    def expand(self, Z, neighbors, distances=None):
+        """Query-expand ``Z`` over ``neighbors`` (kNN lists, self excluded).
+
+        Returns
+        -------
+        ExpandedSpace
+        """
+        if not self.query_expansion:
+            return ExpandedSpace(Z, distances)
+        if distances is None:
+            distances = knn_edge_distances(Z, neighbors)
+        expanded = expand_embedding(Z, neighbors, distances, self.query_expansion)
+        return ExpandedSpace(expanded, knn_edge_distances(expanded, neighbors), distances)
+
+    def dbscan(self, Z, neighbors, eps, distances=None):
+        """DBSCAN labels of ``Z`` at radius ``eps`` (exact, or over the kNN pairs)."""
+        if self.on_knn_pairs(len(Z)):
+            return graph_dbscan(Z, neighbors, eps, self.min_samples, distances=distances)
+        return DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(Z)
+
+    def cluster(self, Z, neighbors, *, radius, eps="auto", merge_eps="auto", timer=None):
+        """Cluster the embedding ``Z`` of faces with kNN lists ``neighbors``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_components)
+            Unit-norm embedding.
+        neighbors : ndarray of int of shape (n_samples, k)
+            The faces' kNN graph, self excluded.
+        radius : float
+            The calibrated radius of ``Z``'s space (stored with the network).
+        eps : float or "auto", default="auto"
+            Link radius in ``Z``'s space; "auto": ``radius`` (its link radius
+            when merging), lowered by the percolation guard.
+        merge_eps : float, "auto" or None, default="auto"
+            Merge radius in ``Z``'s space; "auto": ``radius``, guarded cluster
+            by cluster; None: no merging.
+        timer : callable, optional
+            ``timer(stage)`` context manager (stage timings).
+
+        Returns
+        -------
+        ClusteringResult
+        """
+        timer = timer or _no_timer
+        on_knn = self.on_knn_pairs(len(Z))
+        merging = merge_eps is not None
+        # The kNN-pair distances, computed once for the expansion, the guard
+        # and DBSCAN (none needs them with a given eps, exact DBSCAN and no
+        # expansion).
+        distances = None
+        if eps == "auto" or on_knn or self.query_expansion:
+            distances = knn_edge_distances(Z, neighbors)
+        with timer("query expansion") if self.query_expansion else _no_timer:
+            space = self.expand(Z, neighbors, distances)
+        Z, distances = space.embedding, space.distances
+        with timer("DBSCAN"):
+            if eps == "auto":
+                start = space.radius(self.link_radius(radius) if merging else radius)
+                eps = percolation_safe_eps(Z, neighbors, start, distances=distances)
+            else:
+                eps = space.radius(eps)
+            labels = self.dbscan(Z, neighbors, eps, distances)
+        lowest = None
+        if merging:
+            with timer("merging"):
+                auto = merge_eps == "auto"
+                merge_eps = space.radius(radius if auto else merge_eps)
+                labels, radii = merge_clusters(Z, labels, merge_eps, neighbors, guard=auto)
+                lowest = float(np.nanmin(radii, initial=merge_eps))
+        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest)
+
+
+class _NoTimer:
+    def __call__(self, stage):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_no_timer = _NoTimer()

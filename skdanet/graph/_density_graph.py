@@ -1,0 +1,179 @@
+"""The density graph of a set of faces: one object that owns the graph core's data.
+
+A :class:`DensityGraph` holds the kNN graph, the density (Eq. 2), the strict
+density order, the chain parents (Eq. 3), each face's density chain and the
+clique threshold (Eq. 4). It builds itself from L2-normalised faces
+(:meth:`DensityGraph.build`) and places new faces in itself
+(:meth:`DensityGraph.place`): their neighbours, density, first chain step and
+pruned clique against the reference faces, the route ``transform`` takes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._chain import chain_parents, density_chains, follow_parents, query_parents
+from ._clique import clique_mask, otsu_threshold
+from ._density import density, density_rank, is_higher, tie_break_key
+from ._knn import NeighborIndex, knn_graph
+
+
+@dataclass
+class DensityGraph:
+    """The density graph of L2-normalised reference faces.
+
+    Attributes
+    ----------
+    knn_sims, knn_indices : ndarray of shape (n_samples, k + 1)
+        Self-first kNN graph (:func:`~skdanet.graph.knn_graph`).
+    density : ndarray of shape (n_samples,)
+        Eq. 2.
+    tie_key : ndarray of shape (n_samples,)
+        Content-based tie-break of equal densities.
+    rank : ndarray of shape (n_samples,)
+        Strict density order (higher is denser).
+    parent : ndarray of shape (n_samples,), int64
+        Next chain node of each face, -1 where its chain stops.
+    parent_sim : ndarray of shape (n_samples,)
+        Similarity of that step (NaN where there is none).
+    chains : ndarray of shape (n_samples, max_length), int64
+        Each face's density chain, itself first, padded with -1.
+    tau : float
+        Clique threshold (Eq. 4).
+    stop_threshold : float
+        Chain stop threshold (Eq. 3).
+    index : NeighborIndex or None
+        The search structure over the reference faces, for :meth:`place`.
+    """
+
+    knn_sims: np.ndarray
+    knn_indices: np.ndarray
+    density: np.ndarray
+    tie_key: np.ndarray
+    rank: np.ndarray
+    parent: np.ndarray
+    parent_sim: np.ndarray
+    chains: np.ndarray
+    tau: float
+    stop_threshold: float
+    index: NeighborIndex | None = None
+
+    @classmethod
+    def build(cls, X, n_neighbors, *, tau="auto", stop_threshold="auto", max_length=4,
+              method="auto", random_state=0, n_jobs=1, index=None, knn=None, progress=None):
+        """Run the whole graph core on the L2-normalised rows of ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            L2-normalised rows.
+        n_neighbors : int
+        tau : float or "auto", default="auto"
+            Clique threshold; "auto" is the Otsu split of the kNN similarities.
+        stop_threshold : float or "auto", default="auto"
+            Chain stop threshold; "auto" uses ``tau``.
+        max_length : int, default=4
+            Maximum chain length (nodes, the face itself included).
+        method, random_state, n_jobs
+            kNN search settings, see :func:`~skdanet.graph.knn_graph`.
+        index : NeighborIndex, optional
+            A prebuilt index over ``X``; otherwise one is built (unless ``knn``
+            is given).
+        knn : tuple (sims, indices), optional
+            The result of :func:`~skdanet.graph.knn_graph` on ``X``.
+        progress : callable, optional
+            Progress callback of the kNN search (see :class:`NeighborIndex`).
+
+        Returns
+        -------
+        DensityGraph
+        """
+        if knn is None:
+            if index is None:
+                index = NeighborIndex(X, method=method, random_state=random_state,
+                                      n_jobs=n_jobs, progress=progress)
+            knn = knn_graph(X, n_neighbors, normalize=False, index=index)
+            # The callback is not part of the graph (nor of its pickle).
+            index.progress = None
+        sims, idx = knn
+        if tau == "auto":
+            tau = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
+        if stop_threshold in ("auto", None):
+            stop_threshold = tau
+        rho = density(sims)
+        key = tie_break_key(X)
+        rank = density_rank(rho, key)
+        parent, parent_sim = chain_parents(sims, idx, rank, stop_threshold)
+        chains = density_chains(parent, max_length)
+        return cls(sims, idx, rho, key, rank, parent, parent_sim, chains,
+                   float(tau), float(stop_threshold), index)
+
+    @property
+    def n_neighbors(self):
+        """Neighbours per face (the self column excluded)."""
+        return self.knn_sims.shape[1] - 1
+
+    @property
+    def max_length(self):
+        """Faces per chain, the face itself included."""
+        return self.chains.shape[1]
+
+    @property
+    def neighbors(self):
+        """The kNN lists without the self column, shape (n_samples, k)."""
+        return self.knn_indices[:, 1:]
+
+    def clique_mask(self):
+        """Which kNN columns belong to each face's pruned clique (Eq. 4)."""
+        return clique_mask(self.knn_sims, self.tau)
+
+    def reference_neighbours(self, start, stop):
+        """:meth:`place`'s input for reference faces ``start:stop``: their own graph rows.
+
+        A reference face is placed through its kNN row, itself excluded and
+        itself as its twin, so placing the reference reproduces the graph.
+        """
+        k = self.n_neighbors
+        return (self.knn_sims[start:stop, 1 : k + 1], self.knn_indices[start:stop, 1 : k + 1],
+                np.arange(start, stop))
+
+    def query_neighbours(self, Q):
+        """Neighbours of new faces ``Q`` (L2-normalised) among the reference faces.
+
+        Returns ``(sims, indices, twin)`` as :meth:`NeighborIndex.query`: a
+        row identical to a reference face is that face (its twin).
+        """
+        return self.index.query(Q, self.n_neighbors)
+
+    def place(self, Q, neighbours):
+        """Density chains and pruned cliques of faces ``Q`` placed in this graph.
+
+        Parameters
+        ----------
+        Q : ndarray of shape (n_queries, n_features)
+            L2-normalised faces.
+        neighbours : tuple (sims, indices, twin)
+            Their reference neighbours (:meth:`query_neighbours` or
+            :meth:`reference_neighbours`).
+
+        Returns
+        -------
+        rest : ndarray of shape (n_queries, max_length - 1), int64
+            The chain of each query after the query itself: reference faces,
+            padded with -1.
+        clique : ndarray of bool of shape (n_queries, k)
+            Which neighbours belong to the query's pruned clique.
+        """
+        sims, idx, twin = neighbours
+        # Density and order of each query against the reference (Eq. 2, 3).
+        rho = density(np.concatenate([np.ones((len(Q), 1), sims.dtype), sims], axis=1))
+        key = tie_break_key(Q)
+        higher = is_higher(self.density[idx], self.tie_key[idx], idx,
+                           rho[:, None], key[:, None], twin[:, None])
+        first, _ = query_parents(sims, idx, higher, self.rank, self.stop_threshold)
+        return follow_parents(first, self.parent, self.max_length - 1), sims > self.tau
+
+
+def build_density_graph(X, n_neighbors, **kwargs):
+    """Run the whole graph core on ``X``: :meth:`DensityGraph.build`."""
+    return DensityGraph.build(X, n_neighbors, **kwargs)

@@ -1,0 +1,1 @@
+"""Helpers shared by every layer: progress output and fit-time safety (no torch)."""

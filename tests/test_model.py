@@ -1,0 +1,198 @@
+"""skdanet.model: weight averaging, label-free pseudo-labels, the network file format."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import DBSCAN
+
+from skdanet import TrainedNetwork
+from skdanet.model._averaging import ExponentialWeightAverage
+
+from .conftest import clustered_unit_rows
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+
+def _set_weights(module, rng):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.as_tensor(rng.normal(size=tuple(p.shape))))
+        module.count += 1
+    return {k: v.clone().double().numpy() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("half_life", [1.0, 2.5, 40.0])
+def test_average_is_the_decay_weighted_mean_of_the_states_seen(half_life):
+    rng = np.random.default_rng(0)
+    module = _Tiny().double()
+    average = ExponentialWeightAverage(module, half_life=half_life)
+    seen = []
+    for _ in range(7):
+        seen.append(_set_weights(module, rng))
+        average.update()
+    decay = 0.5 ** (1 / half_life)
+    w = decay ** np.arange(len(seen))[::-1]  # the newest state weighs 1
+    got = average.state_dict()
+    for name in ("linear.weight", "linear.bias"):
+        expected = sum(wt * s[name] for wt, s in zip(w, seen)) / w.sum()
+        np.testing.assert_allclose(got[name].numpy(), expected, rtol=1e-12, atol=1e-14)
+    assert got["count"].item() == 7  # counters are copied, not averaged
+
+
+def test_half_life_halves_a_states_share():
+    module = _Tiny().double()
+    average = ExponentialWeightAverage(module, half_life=3)
+    with torch.no_grad():
+        module.linear.weight.fill_(1.0)
+    average.update()
+    with torch.no_grad():
+        module.linear.weight.fill_(0.0)
+    for _ in range(3):
+        average.update()
+    # After 3 more steps the first state's weight is half the newest's:
+    # share = 0.5 / (0.5 + 2^(-2/3) + 2^(-1/3) + 1).
+    share = 0.5 / (0.5 + 2 ** (-2 / 3) + 2 ** (-1 / 3) + 1)
+    np.testing.assert_allclose(average.state_dict()["linear.weight"].numpy(), share)
+
+
+def test_applied_swaps_in_the_average_and_restores_the_module():
+    rng = np.random.default_rng(1)
+    module = _Tiny().double()
+    average = ExponentialWeightAverage(module, half_life=2)
+    for _ in range(3):
+        _set_weights(module, rng)
+        average.update()
+    own = {k: v.clone() for k, v in module.state_dict().items()}
+    averaged = average.state_dict()
+    with average.applied():
+        torch.testing.assert_close(module.linear.weight, averaged["linear.weight"])
+    for k, v in module.state_dict().items():
+        torch.testing.assert_close(v, own[k], rtol=0, atol=0)
+
+
+def test_no_update_yet_gives_the_modules_own_state():
+    module = _Tiny().double()
+    state = ExponentialWeightAverage(module, half_life=2).state_dict()
+    for k, v in module.state_dict().items():
+        torch.testing.assert_close(state[k], v, rtol=0, atol=0)
+
+
+def test_load_never_unpickles(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, header=np.array([Boom()], dtype=object))
+    with pytest.raises(ValueError, match="unpickling"):
+        TrainedNetwork.load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_load_rejects_truncated_and_foreign_files(trained, tmp_path):
+    emb, _, _ = trained
+    path = tmp_path / "net.npz"
+    emb.network_.save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        TrainedNetwork.load(tmp_path / "cut.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a readable skdanet network"):
+        TrainedNetwork.load(tmp_path / "other.npz")
+
+
+def test_label_free_anchors_are_purer_than_the_chain_trees():
+    # Real data: the unseen half of LFW (split seed 0), as a label-free user has it.
+    from skdanet.datasets import load_lfw_features, split_identities
+    from skdanet.graph import build_density_graph, chain_roots, l2_normalize
+    from skdanet.metrics import pairwise_precision_recall_fscore
+    from skdanet.model._trainer import anchor_parents
+
+    X, y = load_lfw_features(return_X_y=True)
+    _, test = split_identities(y, test_size=0.5, random_state=0)
+    graph = build_density_graph(l2_normalize(X[test]), 30)
+    anchors = chain_roots(anchor_parents(graph))
+    trees = chain_roots(graph.parent)
+    anchor_p, anchor_r, _ = pairwise_precision_recall_fscore(y[test], anchors)
+    tree_p, _, _ = pairwise_precision_recall_fscore(y[test], trees)
+    assert anchor_p > 0.99
+    assert tree_p < 0.9
+    assert anchor_r > 0.5  # still links most same-person pairs
+
+
+def test_label_free_pair_relation_follows_the_two_clustering_radii():
+    # Brute-force reference for which pairs label-free training pulls together
+    # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie
+    # within the link radius), pushes apart (raw-dissimilar, and the means
+    # further apart than the merge radius), or leaves out (all other pairs).
+    from types import SimpleNamespace
+
+    from skdanet.cluster import ClusteringRule, link_radius
+    from skdanet.model._trainer import _Trainer
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(40, 4))
+    F /= np.linalg.norm(F, axis=1, keepdims=True)
+    Z = rng.normal(size=(40, 3))
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    labels = np.unique(rng.integers(0, 12, size=40), return_inverse=True)[1]
+    margin = 0.7
+    trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
+                              graph=SimpleNamespace(tau=0.2),
+                              est=SimpleNamespace(pair_margin=margin), rule=ClusteringRule())
+    means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    merge_eps = np.sqrt(2 - 2 * margin)
+    nodes = rng.permutation(40)[:30]
+    seen = set()
+    for embedded in (False, True):
+        relation = _Trainer._pseudo_pair_relation(trainer, labels, Z if embedded else None)
+        same, known = (t.numpy() for t in relation(nodes))
+        for i, a in enumerate(nodes):
+            for j, b in enumerate(nodes):
+                apart = np.linalg.norm(means[labels[a]] - means[labels[b]])
+                one = labels[a] == labels[b]
+                pulled = one or (embedded and apart <= link_radius(merge_eps))
+                pushed = (not pulled and float(F[a] @ F[b]) < 0.2
+                          and (not embedded or apart > merge_eps))
+                assert same[i, j] == pulled, (a, b, embedded)
+                assert known[i, j] == (pulled or pushed), (a, b, embedded)
+                if embedded and not one:
+                    seen.add("pulled" if pulled else "pushed" if pushed else "left out")
+    assert seen == {"pulled", "pushed", "left out"}  # every case occurs
+
+
+def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
+    # Reference: expand row by row over the raw kNN graph, calibrate the
+    # radius against the anchors on the expanded rows, DBSCAN there.
+    from types import MethodType, SimpleNamespace
+
+    from sklearn.neighbors import NearestNeighbors
+
+    from skdanet.cluster import DEFAULT_QUERY_EXPANSION, ClusteringRule, calibrate_eps
+    from skdanet.model._trainer import _Trainer
+
+    from .conftest import expanded_by_loop
+
+    Z, truth = clustered_unit_rows(400, 8, 20, 0.35, seed=3)
+    F, _ = clustered_unit_rows(400, 8, 20, 0.35, seed=4)
+    knn = NearestNeighbors(n_neighbors=11).fit(F).kneighbors(F, return_distance=False)
+    anchors = np.where(np.arange(400) % 3 == 0, truth, np.arange(400) + 100)
+    trainer = SimpleNamespace(graph=SimpleNamespace(knn_indices=knn, neighbors=knn[:, 1:]),
+                              rng=np.random.default_rng(0), rule=ClusteringRule())
+    trainer._at_most_validation_faces = MethodType(_Trainer._at_most_validation_faces, trainer)
+    labels, eps, _ = _Trainer._refined_pseudo_labels(trainer, Z.copy(), anchors)
+    expanded = expanded_by_loop(Z, knn[:, 1:], DEFAULT_QUERY_EXPANSION)
+    expected_eps, _ = calibrate_eps(expanded, anchors)
+    assert eps == expected_eps
+    expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(labels)) < len(np.unique(DBSCAN(eps=eps, min_samples=1).fit_predict(Z)))
