@@ -35,7 +35,7 @@ def one_size(n, k, method):
         tie_break_key,
     )
 
-    X = make_face_like(n, random_state=0).data
+    X = make_face_like(n, random_state=0)[0]
     out = {"n": n, "rss_data": peak_rss_gb()}
     t = time.perf_counter()
     index = NeighborIndex(X, method=method, random_state=0, n_jobs=2)

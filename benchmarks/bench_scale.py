@@ -41,15 +41,14 @@ def peak_rss_gb():
 def faces(n, random_state):
     from skdanet.datasets import make_face_like
 
-    data = make_face_like(n, random_state=random_state)
-    return data.data, data.target
+    return make_face_like(n, random_state=random_state)
 
 
 def train(path, n_train, verbose):
     """Train on ``n_train`` faces of other people; save the network; tune raw eps."""
     from skdanet import DANetEmbedder
-    from skdanet._demo import RAW_EPS_GRID
-    from skdanet._graph_dbscan import graph_dbscan
+    from skdanet.cluster import RAW_EPS_GRID, best_threshold, graph_dbscan
+    from skdanet.metrics import mean_f_score
 
     X, y = faces(n_train, random_state=12345)
     t = time.perf_counter()
@@ -57,18 +56,14 @@ def train(path, n_train, verbose):
     seconds = time.perf_counter() - t
     emb.network_.save(path)
     # Raw DBSCAN radius: best mean of pairwise and BCubed F on the training faces.
-    neighbors = emb.knn_indices_[:, 1:]
-    def mean_f(labels):
-        s = scores(y, labels)
-        return (s["pair_f"] + s["bcubed_f"]) / 2
-
-    raw_eps = max(RAW_EPS_GRID, key=lambda eps: mean_f(graph_dbscan(emb.reference_, neighbors,
-                                                                     eps)))
+    neighbors = emb.graph_.neighbors
+    raw_eps, _ = best_threshold(lambda eps: graph_dbscan(emb.reference_, neighbors, eps),
+                                RAW_EPS_GRID, y)
     info = {"train_seconds": seconds, "epochs": len(emb.history_), "raw_eps": raw_eps,
             "eps": emb.network_.config["eps"], "finch_level": None}
     try:
         c, _ = finch_partitions(emb.reference_, neighbors[:, 0])
-        info["finch_level"] = max(range(c.shape[1]), key=lambda lv: mean_f(c[:, lv]))
+        info["finch_level"] = max(range(c.shape[1]), key=lambda lv: mean_f_score(y, c[:, lv]))
     except ImportError:
         pass
     return info
@@ -83,7 +78,7 @@ def scores(y, labels):
 
 def run_danet(n, network_path, raw_eps):
     from skdanet import DensityChainClustering, TrainedNetwork
-    from skdanet._graph_dbscan import graph_dbscan, percolation_safe_eps
+    from skdanet.cluster import graph_dbscan, percolation_safe_eps
 
     X, y = faces(n, random_state=0)
     rss_data = peak_rss_gb()
@@ -95,8 +90,8 @@ def run_danet(n, network_path, raw_eps):
            "eps": model.eps_, "merge_eps": model.merge_eps_,
            "min_merge_eps": model.min_merge_eps_,
            **model.timings_, **scores(y, model.labels_)}
-    # One stage (merge_eps=None): guarded DBSCAN at the calibrated radius, same embedding.
-    neighbors = model.embedder_.knn_indices_[:, 1:]
+    # One stage (no merging): guarded DBSCAN at the calibrated radius, same embedding.
+    neighbors = model.embedder_.graph_.neighbors
     # merge_eps_ ("auto") is the network's calibrated radius carried into the
     # space of embedding_ (query expansion), where one-stage DBSCAN runs too.
     one_eps = percolation_safe_eps(model.embedding_, neighbors, model.merge_eps_)
@@ -106,7 +101,7 @@ def run_danet(n, network_path, raw_eps):
     # Raw-feature baseline over the same kNN pairs (O(n k), any size).
     t = time.perf_counter()
     emb = model.embedder_
-    raw_labels = graph_dbscan(emb.reference_, emb.knn_indices_[:, 1:], raw_eps)
+    raw_labels = graph_dbscan(emb.reference_, emb.graph_.neighbors, raw_eps)
     out["raw_knn_dbscan"] = {"seconds": time.perf_counter() - t + emb.timings_["kNN graph"],
                              **scores(y, raw_labels)}
     return out
@@ -174,19 +169,16 @@ def spawn(kind, n, network, raw_eps, timeout=None):
 
 def calibration():
     """make_face_like with LFW's counts vs the bundled LFW features."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-    from test_datasets import similarity_stats
-
-    from skdanet.datasets import load_lfw_features, make_face_like
+    from skdanet.datasets import face_set_statistics, load_lfw_features, make_face_like
 
     X, y = load_lfw_features(return_X_y=True)
-    lfw = similarity_stats(X, y)
-    fake = make_face_like(13_233, 5_749, random_state=0)
-    ours = similarity_stats(fake.data, fake.target)
+    lfw = face_set_statistics(X, y)
+    fake_X, fake_y = make_face_like(13_233, 5_749, random_state=0)
+    ours = face_set_statistics(fake_X, fake_y)
     print(f"{'statistic':>16} {'LFW':>8} {'face_like':>10}")
     for key in lfw:
         print(f"{key:>16} {lfw[key]:>8.3f} {ours[key]:>10.3f}")
-    print(f"{'largest':>16} {np.bincount(y).max():>8} {np.bincount(fake.target).max():>10}")
+    print(f"{'largest':>16} {np.bincount(y).max():>8} {np.bincount(fake_y).max():>10}")
 
 
 def main():

@@ -1,11 +1,6 @@
 """Sphinx configuration: numpydoc API pages and a sphinx-gallery built from examples/."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath("../examples"))
-
-import skdanet  # noqa: E402
+import skdanet
 
 project = "skdanet"
 author = "the skdanet developers"
@@ -34,7 +29,6 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "ignore_pattern": r"_small\.py",
     "download_all_examples": False,
     "reset_modules": ("matplotlib",),
 }

@@ -8,14 +8,19 @@ the most photos (none of them seen in training). Both spaces are projected to
 further from the others.
 """
 
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
-from _small import SMALL
 from sklearn.manifold import TSNE
 
 from skdanet import DANetEmbedder
 from skdanet.datasets import load_lfw_features
 from skdanet.graph import l2_normalize
+
+# SKDANET_EXAMPLES_SMALL=1 (the documentation build) runs on fewer faces and
+# epochs: the same code, smaller numbers.
+SMALL = os.environ.get("SKDANET_EXAMPLES_SMALL", "") not in ("", "0")
 
 X, y = load_lfw_features(return_X_y=True)
 counts = np.bincount(y)

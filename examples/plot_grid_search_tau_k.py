@@ -8,14 +8,19 @@ folds, through the fold's own kNN graph. The heat map shows the mean BCubed F
 over folds for each (tau, k).
 """
 
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
-from _small import SMALL
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
 from skdanet import DensityChainClustering
 from skdanet.datasets import load_lfw_features
-from skdanet.metrics import clustering_scorers
+from skdanet.model_selection import clustering_scorers
+
+# SKDANET_EXAMPLES_SMALL=1 (the documentation build) runs on fewer faces and
+# epochs: the same code, smaller numbers.
+SMALL = os.environ.get("SKDANET_EXAMPLES_SMALL", "") not in ("", "0")
 
 X, y = load_lfw_features(return_X_y=True)
 # People with at least two photos, every other such person: a few thousand faces.

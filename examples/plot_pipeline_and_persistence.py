@@ -11,19 +11,23 @@ Two workflows end to end:
    (loading never unpickles), and the result is identical.
 """
 
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _small import SMALL
 from sklearn.cluster import DBSCAN
 from sklearn.pipeline import Pipeline
 
 from skdanet import DANetEmbedder, DensityChainClustering
 from skdanet.datasets import load_lfw_features, split_identities
 from skdanet.metrics import bcubed_f_score, pairwise_f_score
+
+# SKDANET_EXAMPLES_SMALL=1 (the documentation build) runs on fewer faces and
+# epochs: the same code, smaller numbers.
+SMALL = os.environ.get("SKDANET_EXAMPLES_SMALL", "") not in ("", "0")
 
 X, y = load_lfw_features(return_X_y=True)
 keep = np.isin(y, np.unique(y)[:: 8 if SMALL else 3])

@@ -14,14 +14,10 @@ import numpy as np
 from sklearn.cluster import DBSCAN
 
 from . import DANetEmbedder, DensityChainClustering
-from .cluster import calibrate_eps
+from .cluster import RAW_EPS_GRID, calibrate_eps
 from .datasets import load_lfw_features, split_identities
 from .graph import l2_normalize
 from .metrics import clustering_report
-
-# DBSCAN radii searched for the raw-feature baseline.
-RAW_EPS_GRID = np.round(np.arange(0.20, 0.60, 0.01), 3)
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m skdanet", description=__doc__.split("\n")[0])

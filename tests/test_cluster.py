@@ -86,7 +86,7 @@ def test_knn_dbscan_equals_exact_dbscan_with_all_pairs(min_samples):
 
     from skdanet.datasets import make_face_like
 
-    Z = make_face_like(500, random_state=1).data.astype(np.float64)
+    Z = make_face_like(500, random_state=1)[0].astype(np.float64)
     order = np.argsort(-(Z @ Z.T), axis=1, kind="stable")
     neighbors = np.array([row[row != i] for i, row in enumerate(order)])
     for eps in (0.25, 0.35, 0.5):

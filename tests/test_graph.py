@@ -103,7 +103,7 @@ def test_hnsw_recall_on_20k():
 def test_ivf_recall_on_20k_face_like():
     # Face-like data (identity structure calibrated on LFW), the case the index is
     # the default for; exact search is the reference.
-    X = make_face_like(20_000, random_state=4).data
+    X = make_face_like(20_000, random_state=4)[0]
     k = 30
     _, exact = knn_graph(X, k, method="exact")
     _, approx = knn_graph(X, k, method="ivf", random_state=0, n_jobs=2)
@@ -115,7 +115,7 @@ def test_ivf_recall_on_20k_face_like():
 
 
 def test_ivf_same_for_any_n_jobs_and_row_independent():
-    X = make_face_like(4000, random_state=5).data
+    X = make_face_like(4000, random_state=5)[0]
     index1 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=1)
     index2 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=2)
     a = index1.search(X, 9)
@@ -134,7 +134,7 @@ def test_ivf_falls_back_to_exact_when_lists_are_short():
     # lists are too short, and those queries must get the exact answer.
     from skdanet.graph._ivf import IVFIndex
 
-    X = make_face_like(300, random_state=6).data.astype(np.float64)
+    X = make_face_like(300, random_state=6)[0].astype(np.float64)
     exact = NeighborIndex(X, method="exact").search(X, 20)
     raw = IVFIndex(X, random_state=0, n_probe=2, list_size=8)
     short = (raw.search(X, 20)[1] < 0).any(axis=1)

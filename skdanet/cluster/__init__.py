@@ -6,7 +6,7 @@ each testable on its own; :func:`calibrate_eps` chooses a radius on
 labelled faces.
 """
 
-from ._calibration import EPS_GRID, best_threshold, calibrate_eps
+from ._calibration import EPS_GRID, RAW_EPS_GRID, best_threshold, calibrate_eps
 from ._dbscan import (
     edge_components,
     graph_dbscan,
@@ -31,6 +31,7 @@ from ._rule import (
 __all__ = [
     "DEFAULT_QUERY_EXPANSION",
     "EPS_GRID",
+    "RAW_EPS_GRID",
     "ClusteringResult",
     "ClusteringRule",
     "ExpandedSpace",

@@ -12,6 +12,8 @@ from sklearn.cluster import DBSCAN
 
 from ..metrics import mean_f_score
 
+# DBSCAN radii searched for raw, L2-normalised face features (baselines).
+RAW_EPS_GRID = np.round(np.arange(0.20, 0.60, 0.01), 3)
 # DBSCAN radii searched when calibrating a learned space (unit rows).
 EPS_GRID = np.round(np.arange(0.20, 1.001, 0.025), 3)
 # The tolerance of calibrate_eps: the score falls off a cliff on the loose

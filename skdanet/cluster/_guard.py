@@ -54,8 +54,8 @@ def percolation_safe_eps(Z, neighbors, eps, *, step=0.025, n_steps=8, max_growth
     piece *and* by more than ``min_share`` of all faces and ``min_faces``
     faces (on a few hundred faces every person forming is an abrupt growth;
     runaway chaining is a large-set effect). Every cluster is
-    watched, not only the largest: on a million faces a 45,000-face merger
-    of 1,000-face people formed next to a larger, pure cluster.
+    watched, not only the largest: a merger of several people can form next
+    to a larger, pure cluster.
     ``distances``: as in :func:`graph_dbscan`; ``weights``: as in
     :func:`merge_growth`.
 
@@ -109,7 +109,7 @@ def edge_guarded_components(rows, cols, dist, n, eps, *, step=0.025, n_steps=8,
 
     :func:`edge_percolation_safe_eps` lowers one radius for everything as soon
     as some cluster grows abruptly. But runaway chaining is local: on a
-    million face-like faces a few clusters (2% of the faces) percolate at the
+    large set a few clusters percolate at the
     merge radius while everyone else is best merged there, and lowering the
     radius for everyone splits people with a few photos. Here a cluster that jumps (the
     same test as :func:`edge_percolation_safe_eps`) is cut at the next radius

@@ -3,7 +3,6 @@
 import numbers
 
 import numpy as np
-from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, validate_params
 
 # Calibration against the bundled LFW dlib features (13,233 faces, 5,749 people),
@@ -38,7 +37,8 @@ _STRUCTURED_NOISE = 0.5
 )
 def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
                    size_exponent=1.0, hard_pair_fraction=0.05, hard_pair_similarity=0.93,
-                   noise=_NOISE, dtype=np.float32, extractor_seed=0, random_state=None):
+                   noise=_NOISE, dtype=np.float32, extractor_seed=0, random_state=None,
+                   return_centers=False):
     """Make labelled synthetic features that look like face embeddings.
 
     Identity centres are spread on the unit sphere around a direction shared by
@@ -99,19 +99,23 @@ def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
 
     Returns
     -------
-    data : Bunch
-        ``data`` (n_samples, n_features) unit-norm rows, ``target`` (n_samples,)
-        int64 identity labels, ``centers`` (n_identities, n_features) and
-        ``look_alike_of`` (n_identities,) int64: the person each look-alike
-        copies, or -1.
+    X : ndarray of shape (n_samples, n_features)
+        Unit-norm rows.
+    y : ndarray of shape (n_samples,), int64
+        Identity labels.
+    centers : ndarray of shape (n_identities, n_features)
+        Only with ``return_centers=True``: the identity centres.
+    look_alike_of : ndarray of shape (n_identities,), int64
+        Only with ``return_centers=True``: the person each look-alike copies,
+        or -1.
 
     Examples
     --------
     >>> from skdanet.datasets import make_face_like
-    >>> faces = make_face_like(n_samples=1000, random_state=0)
-    >>> faces.data.shape, faces.data.dtype
+    >>> X, y = make_face_like(n_samples=1000, random_state=0)
+    >>> X.shape, X.dtype
     ((1000, 128), dtype('float32'))
-    >>> int(faces.target.max()) + 1
+    >>> int(y.max()) + 1
     200
     """
     if n_identities is None:
@@ -164,5 +168,6 @@ def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
                                                     + np.sqrt(_STRUCTURED_NOISE) * structured)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         data[start : start + chunk] = x
-    return Bunch(data=data, target=target, centers=centers.astype(dtype),
-                 look_alike_of=look_alike_of)
+    if return_centers:
+        return data, target, centers.astype(dtype), look_alike_of
+    return data, target

@@ -6,13 +6,12 @@ a few hundred rows; a query is compared exactly with every row of the
 
 Why not only HNSW: an HNSW graph built on several threads depends on thread
 timing, so for results that are the same for a seed it must be built on one
-thread, which takes over an hour at a million rows. Here every step is a fixed
+thread, which is slow at scale. Here every step is a fixed
 computation: the index depends only on the data and the seed, a query's result
 depends only on that query (the candidate lists are its own), and work is split
 over threads by list, each list's products computed on one BLAS thread, so the
 result is bit-identical for any ``n_jobs``. Face embeddings cluster by identity,
-so a query's neighbours sit in a few lists and recall is high
-(``tests/test_graph.py``, ``benchmarks/bench_graph.py``).
+so a query's neighbours sit in a few lists and recall is high.
 """
 
 from concurrent.futures import ThreadPoolExecutor

@@ -31,7 +31,7 @@ EXACT_SEARCH_MAX_ROWS = 30_000
 # block is sized so that one block of similarities takes about this many bytes.
 _EXACT_BLOCK_BYTES = 128 * 2**20
 
-# HNSW settings: recall@k >= 0.99 on 20K x 128 (tests/test_graph.py).
+# HNSW settings: recall@k >= 0.99 on 20K x 128 face-like rows.
 HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH_MIN = 128
@@ -177,7 +177,13 @@ class NeighborIndex:
 
     @staticmethod
     def _build_hnsw(R, random_state):
-        import hnswlib
+        try:
+            import hnswlib
+        except ImportError as exc:
+            raise ValueError(
+                "graph_method='hnsw' needs the optional hnswlib package: pip install "
+                "'skdanet[hnsw]' (or use the default graph_method='auto')."
+            ) from exc
 
         index = hnswlib.Index(space="ip", dim=R.shape[1])
         index.init_index(

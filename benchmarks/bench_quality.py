@@ -1,0 +1,252 @@
+"""Clustering quality on unseen people, over face sets: the results page of the docs.
+
+Protocol, for each face set: identities split in half (seeded); every method
+is tuned on the train identities only and reported on the other half:
+pairwise P/R/F, BCubed P/R/F, NMI (noise as singletons throughout), number
+of clusters, seconds; mean ± spread over split seeds.
+
+Face sets: ``lfw`` (bundled), ``dev`` (the in-the-wild development set, read
+from ``--data-dir``; skipped when absent) and ``face_like``
+(:func:`skdanet.datasets.make_face_like`, 8,000 faces).
+
+Rows: raw-feature baselines (DBSCAN, HDBSCAN, average-link HAC, Infomap on a
+kNN graph when ``infomap`` is installed), then DA-Net supervised (trained on
+the train half, clustering the unseen half through its own graph) and
+label-free (trained on the unseen half itself, no labels).
+
+Usage::
+
+    python benchmarks/bench_quality.py [--sets lfw dev face_like] [--seeds 0 1 2]
+        [--methods raw label-free] [--data-dir ../shared/data] [--write docs/results.rst]
+
+``--write`` writes the tables (and the command that made them) as an rst page.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.cluster import DBSCAN, HDBSCAN
+
+from skdanet import DANetEmbedder, DensityChainClustering
+from skdanet.cluster import RAW_EPS_GRID, best_threshold
+from skdanet.datasets import load_lfw_features, make_face_like, split_identities
+from skdanet.graph import knn_graph, l2_normalize
+from skdanet.metrics import clustering_report
+
+HAC_GRID = np.round(np.arange(0.03, 0.12, 0.005), 4)  # cosine distance thresholds
+INFOMAP_GRID = np.round(np.arange(0.86, 0.965, 0.005), 3)  # kNN-edge cosine thresholds
+INFOMAP_K = 30
+
+COLUMNS = [("pairwise_p", "pair P"), ("pairwise_r", "pair R"), ("pairwise_f", "pair F"),
+           ("bcubed_p", "B3 P"), ("bcubed_r", "B3 R"), ("bcubed_f", "B3 F"), ("nmi", "NMI"),
+           ("n_clusters", "clusters"), ("seconds", "seconds")]
+
+
+def load_set(name, data_dir):
+    if name == "lfw":
+        return load_lfw_features(return_X_y=True)
+    if name == "dev":
+        path = os.path.join(data_dir, "celeba_dev_dlib128.npz")
+        if not os.path.exists(path):
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            return f["features"], f["labels"].astype(np.int64)
+    if name == "face_like":
+        return make_face_like(8000, random_state=1)
+    raise ValueError(f"unknown face set {name!r}")
+
+
+def hac_labels(X, threshold):
+    return fcluster(linkage(X, method="average", metric="cosine"), t=threshold,
+                    criterion="distance")
+
+
+def infomap_labels(X, threshold, knn=None):
+    """Infomap (two-level, seeded) on the kNN graph's edges at or above ``threshold``."""
+    from infomap import Infomap
+
+    sims, idx = knn if knn is not None else knn_graph(X, INFOMAP_K)
+    rows = np.repeat(np.arange(len(X)), sims.shape[1] - 1)
+    cols, w = idx[:, 1:].ravel(), sims[:, 1:].ravel()
+    keep = w >= threshold
+    im = Infomap(two_level=True, silent=True, seed=1, num_trials=1)
+    im.add_nodes(range(len(X)))
+    for a, b, v in zip(rows[keep], cols[keep], w[keep]):
+        im.add_link(int(a), int(b), float(v))
+    modules = dict(im.run().modules())
+    return np.array([modules.get(i, -1) for i in range(len(X))], dtype=np.int64)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def raw_rows(Xn, y, tr, te, wanted):
+    rows = {}
+
+    def add(name, tune, grid, cluster):
+        if not wanted(name):
+            return
+        def run():
+            value, _ = best_threshold(lambda v: cluster(Xn[tr], v), grid, y[tr])
+            return cluster(Xn[te], value)
+        labels, seconds = timed(run)
+        rows[name] = {**clustering_report(y[te], labels), "seconds": seconds}
+
+    add("DBSCAN raw", True, RAW_EPS_GRID,
+        lambda X, v: DBSCAN(eps=v, min_samples=1).fit_predict(X))
+    add("HDBSCAN raw", True, np.array([2, 3, 4]),
+        lambda X, v: HDBSCAN(min_cluster_size=int(v), copy=True).fit_predict(X))
+    add("HAC average raw", True, HAC_GRID, hac_labels)
+    try:
+        import infomap  # noqa: F401
+    except ImportError:
+        print("# infomap not installed: pip install -e '.[benchmarks]'", file=sys.stderr)
+    else:
+        cache = {}
+
+        def infomap_on(X, v):
+            key = id(X)
+            if key not in cache:
+                cache[key] = (X, knn_graph(X, INFOMAP_K))
+            return infomap_labels(X, v, cache[key][1])
+
+        add("Infomap raw (kNN graph)", True, INFOMAP_GRID, infomap_on)
+    return rows
+
+
+def danet_rows(X, y, tr, te, seed, wanted):
+    rows = {}
+    if wanted("DA-Net supervised"):
+        def run():
+            net = DANetEmbedder(random_state=seed).fit(X[tr], y[tr]).network_
+            return DensityChainClustering(network=net, random_state=seed).fit(X[te]).labels_
+        labels, seconds = timed(run)
+        rows["DA-Net supervised"] = {**clustering_report(y[te], labels), "seconds": seconds}
+    if wanted("DA-Net label-free"):
+        labels, seconds = timed(
+            lambda: DensityChainClustering(random_state=seed).fit(X[te]).labels_)
+        rows["DA-Net label-free"] = {**clustering_report(y[te], labels), "seconds": seconds}
+    return rows
+
+
+def run_set(name, data, seeds, wanted):
+    X, y = data
+    Xn = l2_normalize(np.asarray(X, dtype=np.float64))
+    per_seed = []
+    for seed in seeds:
+        tr, te = split_identities(y, test_size=0.5, random_state=seed)
+        t = time.perf_counter()
+        rows = raw_rows(Xn, y, tr, te, wanted)
+        rows.update(danet_rows(X, y, tr, te, seed, wanted))
+        per_seed.append(rows)
+        print(f"# {name}: split seed {seed} done in {time.perf_counter() - t:.0f} s",
+              file=sys.stderr, flush=True)
+    return per_seed
+
+
+def table(per_seed):
+    """Rows of (method, cells): mean ± spread (std) over split seeds."""
+    out = []
+    for method in per_seed[0]:
+        cells = []
+        for key, _ in COLUMNS:
+            v = np.array([r[method][key] for r in per_seed], dtype=float)
+            if key in ("n_clusters", "seconds"):
+                cells.append(f"{v.mean():.0f}")
+            else:
+                cells.append(f"{v.mean():.4f} ± {v.std():.4f}")
+        out.append((method, cells))
+    return out
+
+
+def targets(per_seed):
+    """The targets of the quality issue against B, the best raw row per seed and metric."""
+    lines = []
+    names = list(per_seed[0])
+    for metric in ("pairwise_f", "bcubed_f"):
+        raw = [n for n in names if "raw" in n]
+        if not raw:
+            continue
+        B = np.array([max(r[n][metric] for n in raw) for r in per_seed])
+        for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6)):
+            if name not in names:
+                continue
+            got = np.array([r[name][metric] for r in per_seed])
+            target = B + (1 - B) / share
+            lines.append(f"{name}, {metric}: {got.mean():.4f} against B + (1 - B) / {share} = "
+                         f"{target.mean():.4f} (B = {B.mean():.4f}): "
+                         f"{'met' if got.mean() >= target.mean() else 'not met'} in the mean, "
+                         f"on {int(np.sum(got >= target))} of {len(got)} split seeds")
+    return lines
+
+
+def print_table(name, per_seed):
+    print(f"\n## {name} ({len(per_seed)} split seeds)")
+    print(f"{'method':<26}" + "".join(f"{label:>18}" for _, label in COLUMNS))
+    for method, cells in table(per_seed):
+        print(f"{method:<26}" + "".join(f"{c:>18}" for c in cells))
+    for line in targets(per_seed):
+        print("  " + line)
+
+
+def write_rst(path, results, argv):
+    lines = [".. Written by benchmarks/bench_quality.py; do not edit by hand.", "",
+             ".. _results:", "", "Results", "=======", "",
+             "Clustering people nobody trained or tuned on: each face set's identities are "
+             "split in half; baselines are tuned, and supervised networks trained, on one "
+             "half; every row clusters the other half. Mean ± standard deviation over split "
+             "seeds. Pairwise and BCubed precision (P), recall (R) and F, NMI: noise counts "
+             "as singletons in every score. ``seconds``: tuning and clustering of the "
+             "unseen half (for DA-Net supervised, training included; label-free trains on "
+             "the unseen half itself).", "",
+             f"Made by ``python benchmarks/bench_quality.py {' '.join(argv)}`` on "
+             f"{os.cpu_count()} CPU cores ({platform.machine()}).", ""]
+    for name, per_seed in results.items():
+        title = f"{name} ({len(per_seed)} split seeds)"
+        lines += [title, "-" * len(title), "", ".. list-table::", "   :header-rows: 1", "",
+                  "   * - method"] + [f"     - {label}" for _, label in COLUMNS]
+        for method, cells in table(per_seed):
+            lines += [f"   * - {method}"] + [f"     - {c}" for c in cells]
+        lines.append("")
+        for line in targets(per_seed):
+            lines.append(f"* {line}")
+        lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sets", nargs="+", default=["lfw", "dev", "face_like"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", help="only rows whose name contains one of these")
+    p.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                      "shared", "data"))
+    p.add_argument("--write", help="write the tables to this rst page (docs/results.rst)")
+    args = p.parse_args(argv)
+
+    def wanted(name):
+        return args.methods is None or any(m.lower() in name.lower() for m in args.methods)
+
+    results = {}
+    for name in args.sets:
+        data = load_set(name, args.data_dir)
+        if data is None:
+            print(f"# {name}: not found in {args.data_dir}, skipped", file=sys.stderr)
+            continue
+        results[name] = run_set(name, data, args.seeds, wanted)
+        print_table(name, results[name])
+    if args.write:
+        write_rst(args.write, results, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
