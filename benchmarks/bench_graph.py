@@ -1,4 +1,4 @@
-"""Graph-core benchmark: seconds and peak RSS per stage (issue: package foundation).
+"""Graph-core benchmark: seconds and peak RSS per stage.
 
 Each size runs in its own process so that peak RSS is that size's own.
 Targets: the whole graph core on 1M x 128 in <= 5 min and <= 6 GB peak;

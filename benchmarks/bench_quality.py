@@ -42,6 +42,10 @@ HAC_GRID = np.round(np.arange(0.03, 0.12, 0.005), 4)  # cosine distance threshol
 INFOMAP_GRID = np.round(np.arange(0.86, 0.965, 0.005), 3)  # kNN-edge cosine thresholds
 INFOMAP_K = 30
 
+TITLES = {"lfw": "LFW (bundled; most people have one photo)",
+          "dev": "In-the-wild dev set (2 to 30 photos a person)",
+          "face_like": "Generated faces (make_face_like, 8,000 faces)"}
+
 COLUMNS = [("pairwise_p", "pair P"), ("pairwise_r", "pair R"), ("pairwise_f", "pair F"),
            ("bcubed_p", "B3 P"), ("bcubed_r", "B3 R"), ("bcubed_f", "B3 F"), ("nmi", "NMI"),
            ("n_clusters", "clusters"), ("seconds", "seconds")]
@@ -168,7 +172,7 @@ def table(per_seed):
 
 
 def targets(per_seed):
-    """The targets of the quality issue against B, the best raw row per seed and metric."""
+    """Quality targets against B, the best raw row per split seed and metric."""
     lines = []
     names = list(per_seed[0])
     for metric in ("pairwise_f", "bcubed_f"):
@@ -210,7 +214,7 @@ def write_rst(path, results, argv):
              f"Made by ``python benchmarks/bench_quality.py {' '.join(argv)}`` on "
              f"{os.cpu_count()} CPU cores ({platform.machine()}).", ""]
     for name, per_seed in results.items():
-        title = f"{name} ({len(per_seed)} split seeds)"
+        title = f"{TITLES.get(name, name)}, {len(per_seed)} split seeds"
         lines += [title, "-" * len(title), "", ".. list-table::", "   :header-rows: 1", "",
                   "   * - method"] + [f"     - {label}" for _, label in COLUMNS]
         for method, cells in table(per_seed):

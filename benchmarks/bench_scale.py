@@ -8,7 +8,7 @@ the raw features over the same kNN pairs (radius tuned on the training set),
 and scikit-learn's DBSCAN and HDBSCAN on the raw features where they finish
 within --baseline-timeout seconds.
 
-Targets (issue "Scale", 2 cores): 1M faces in <= 10 min and <= 8 GB peak RSS;
+Targets (2 cores): 1M faces in <= 10 min and <= 8 GB peak RSS;
 scaling exponent of total time between 100K and 1M <= 1.15; BCubed F at 1M
 no worse than at 100K by more than 0.02.
 

@@ -47,7 +47,11 @@ ax.set_yticks(range(len(ks)), [str(k) for k in ks])
 ax.set_xlabel("tau")
 ax.set_ylabel("k")
 for (i, j), v in np.ndenumerate(grid):
-    ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="w")
+    # Dark text on the light (high) end of the colour map, white on the dark end.
+    ax.text(j, i, f"{v:.3f}", ha="center", va="center",
+            color="black" if im.norm(v) > 0.5 else "white")
+ax.set_title(f"GridSearchCV, {len(X)} LFW faces" + (" (small-data build)" if SMALL else ""),
+             fontsize=10)
 fig.colorbar(im, label="BCubed F, unseen people")
 fig.tight_layout()
 fig.savefig("grid_search_tau_k.png", dpi=100)

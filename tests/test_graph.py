@@ -19,6 +19,14 @@ from skdanet.graph import (
 
 from .conftest import clustered_unit_rows
 
+try:
+    import hnswlib  # noqa: F401  (optional: pip install "skdanet[hnsw]")
+except ImportError:
+    HAVE_HNSWLIB = False
+else:
+    HAVE_HNSWLIB = True
+needs_hnswlib = pytest.mark.skipif(not HAVE_HNSWLIB, reason="hnswlib is an optional extra")
+
 
 def brute_knn(X, k):
     """Self first, then the k most similar other rows (ties: smaller index)."""
@@ -82,7 +90,7 @@ def test_knn_rejects_zero_rows():
 def test_knn_duplicate_rows_self_first():
     X, _ = clustered_unit_rows(40, 6, 3, 0.4, seed=3)
     X = np.vstack([X, X[:10], X[:10]])
-    for method in ("exact", "ivf", "hnsw"):
+    for method in ("exact", "ivf") + (("hnsw",) if HAVE_HNSWLIB else ()):
         sims, idx = knn_graph(X, 5, method=method)
         np.testing.assert_array_equal(idx[:, 0], np.arange(len(X)))
         # Each row's neighbours are other rows, and its duplicates come first.
@@ -90,6 +98,7 @@ def test_knn_duplicate_rows_self_first():
         np.testing.assert_allclose(sims[:10, 1:3], 1.0, atol=1e-6)
 
 
+@needs_hnswlib
 def test_hnsw_recall_on_20k():
     X, _ = clustered_unit_rows(20_000, 128, 2000, 0.6, seed=4)
     X = X.astype(np.float32)
@@ -147,6 +156,7 @@ def test_ivf_falls_back_to_exact_when_lists_are_short():
     np.testing.assert_array_equal(sims[short], exact[0][short])
 
 
+@needs_hnswlib
 def test_hnsw_deterministic_for_seed():
     X, _ = clustered_unit_rows(3000, 32, 50, 0.5, seed=5)
     a = knn_graph(X, 8, method="hnsw", random_state=7, n_jobs=2)
@@ -248,3 +258,19 @@ def test_l2_normalize_keeps_dtype():
     Z = l2_normalize(X)
     assert Z.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-6)
+
+
+def test_hnsw_without_hnswlib_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_hnswlib(name, *args, **kwargs):
+        if name == "hnswlib":
+            raise ImportError("No module named 'hnswlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_hnswlib)
+    X, _ = clustered_unit_rows(40, 6, 3, 0.4, seed=3)
+    with pytest.raises(ValueError, match=r"skdanet\[hnsw\]"):
+        knn_graph(X, 5, method="hnsw")
