@@ -36,13 +36,12 @@ X, y = X[keep], y[keep]
 train, test = split_identities(y, test_size=0.5, random_state=0)
 epochs = 5 if SMALL else 20
 
-# 1. No labels at all: a pipeline on the faces to cluster. In a Pipeline,
-#    DBSCAN's eps is yours to set: label-free training puts the same/different
-#    boundary at sqrt(2 - 2 * pair_margin) = 0.775; a little tighter suits a
-#    single-linkage DBSCAN. DensityChainClustering().fit(X) derives its radii
-#    from the network and merges close pieces (the more accurate route).
+# 1. No labels at all: a pipeline on the faces to cluster. DANetEmbedder scales
+#    its output so that DBSCAN's default radius (0.5, its eps_) is the
+#    network's; min_samples=1 keeps LFW's many one-photo people as clusters of
+#    their own instead of noise (DBSCAN's default min_samples is 5).
 pipe = Pipeline([("danet", DANetEmbedder(n_epochs=epochs, n_rounds=2, random_state=0)),
-                 ("dbscan", DBSCAN(eps=0.75, min_samples=1))])
+                 ("dbscan", DBSCAN(min_samples=1))])
 labels = pipe.fit_predict(X[test])
 print(f"label-free pipeline: pairwise F {pairwise_f_score(y[test], labels):.4f}, "
       f"BCubed F {bcubed_f_score(y[test], labels):.4f}, {len(np.unique(labels))} clusters "

@@ -34,6 +34,9 @@ from .model import (
 from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
 from .utils._progress import BatchProgress, StageTimer
 
+# sklearn.cluster.DBSCAN's default radius: the output is scaled to it.
+_DBSCAN_DEFAULT_EPS = 0.5
+
 
 class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Density-aware feature embedding of faces (DA-Net), for clustering by identity.
@@ -41,9 +44,17 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     Builds a kNN graph over the L2-normalised faces, follows each face's
     density chain towards its density peak, embeds the pruned clique around
     each chain node with a graph convolution (local context) and aggregates
-    the chain with attention or an LSTM (long-range context). The output rows
-    are unit vectors in which one DBSCAN radius (``network_.config["eps"]``)
-    separates identities.
+    the chain with attention or an LSTM (long-range context).
+
+    The output is ready for :class:`sklearn.cluster.DBSCAN` at its defaults:
+    each face's embedding is averaged with its most similar neighbours'
+    (query expansion, as :class:`DensityChainClustering` does) and scaled so
+    that the network's radius, guarded against chaining on this set, is
+    ``eps_ = 0.5``, DBSCAN's default. So ``Pipeline([DANetEmbedder(),
+    DBSCAN()])`` works as written, and ``DBSCAN(eps=emb.eps_,
+    min_samples=1)`` (which keeps people with fewer than ``min_samples``
+    photos out of the noise) gives exactly the clusterer's rule without its
+    merging stage.
 
     Input rows are L2-normalised internally (a copy: ``X`` is never modified);
     only their direction matters. An all-zero row has no direction: it is
@@ -131,10 +142,18 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     Attributes
     ----------
     network_ : TrainedNetwork
-        The trained (or given) network; ``network_.config["eps"]`` is the
-        DBSCAN radius in the learned space (calibrated on held-out identities
-        when trained with labels; the loss's boundary
+        The trained (or given) network; ``network_.config["eps"]`` is its
+        radius in the learned space before expansion (calibrated on held-out
+        identities when trained with labels; the loss's boundary
         ``sqrt(2 - 2 * pair_margin)`` when trained without).
+    eps_ : float
+        The DBSCAN radius for the output of ``transform``: 0.5, DBSCAN's
+        default, by construction (see ``output_scale_``).
+    output_scale_ : float
+        The norm of every output row: the unit-norm expanded embedding is
+        multiplied by it so that the network's radius, carried into the
+        expanded space and lowered by the percolation guard on the fitted
+        faces, becomes ``eps_``. Divide by it for unit vectors.
     graph_ : skdanet.graph.DensityGraph
         The density graph of the fitted faces (kNN lists, density, chains,
         clique threshold and search index), through which ``transform``
@@ -151,7 +170,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Per-epoch training log (empty when a network was given).
     timings_ : dict
         Seconds per stage of the last fit ("kNN graph", "density and chains",
-        "training", "clique network"; "chain network" after ``fit_transform``).
+        "training", "clique network", "chain network", "query expansion").
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -299,16 +318,17 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X_new : ndarray of shape (n_samples, n_components)
         """
         with unfitted_on_failure(self):
-            return self._fit_embed(X, y, ClusteringRule())
+            self._fit(X, y, ClusteringRule())
+            return self._output(self._expanded_reference)
 
     def _fit_embed(self, X, y, rule):
-        """Fit (label-free training re-labels with ``rule``) and embed the fitted faces."""
+        """Fit (label-free training re-labels with ``rule``); the network's embedding of ``X``.
+
+        The embedding before query expansion and scaling: what
+        :class:`DensityChainClustering` clusters with its own rule.
+        """
         self._fit(X, y, rule)
-        timer = StageTimer(self.verbose)
-        with timer("chain network"):
-            Z = self._embed(self.reference_, self.graph_.reference_neighbours, "chain network")
-        self.timings_.update(timer.timings)
-        return Z
+        return self._reference_embedding
 
     def _fit(self, X, y, rule):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
@@ -354,6 +374,18 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                                        batch_size=self.inference_batch_size)
             self._reference_phi = embedding.clique_embeddings(BatchProgress(
                 self.verbose, "clique embeddings", n, -(-n // self.inference_batch_size)))
+        with timer("chain network"):
+            self._reference_embedding = self._embed(reference, graph.reference_neighbours,
+                                                    "chain network")
+        with timer("query expansion"):
+            # The output's rule: the default expansion, and the network's
+            # radius carried into the expanded space and guarded (one stage).
+            space = self._output_rule.expand(self._reference_embedding, graph.neighbors)
+            radius = self._output_rule.guarded_radius(space, graph.neighbors,
+                                                      network.config["eps"])
+        self._expanded_reference = space.embedding
+        self.output_scale_ = _DBSCAN_DEFAULT_EPS / radius
+        self.eps_ = _DBSCAN_DEFAULT_EPS
         self.timings_ = dict(timer.timings)
 
     def _checked_labels(self, y, n_samples):
@@ -399,7 +431,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
         Each row is embedded on its own (row-independent, like
         :meth:`sklearn.manifold.Isomap.transform`): its k nearest reference
-        faces give its density, first chain step and pruned clique. A row
+        faces give its density, first chain step and pruned clique, and the
+        most similar of their embeddings are averaged into its own. A row
         identical to a reference face is that face (it is not its own
         neighbour), so ``transform`` of the fitted data reproduces the
         training graph and ``fit_transform(X)`` equals ``fit(X).transform(X)``.
@@ -413,16 +446,24 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            Unit rows; float32 for float32 input, float64 otherwise.
+            Rows of norm ``output_scale_``, in which DBSCAN at ``eps_`` (0.5)
+            links faces; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
+        sims, idx, twin = self.graph_.query_neighbours(Q)
+        Z = self._embed(Q, lambda start, stop: (sims[start:stop], idx[start:stop],
+                                                twin[start:stop]), "transform")
+        expanded = self._output_rule.expand_new(Z, idx, self._reference_embedding)
+        return self._output(expanded).astype(X.dtype, copy=False)
 
-        def neighbours(start, stop):
-            return self.graph_.query_neighbours(Q[start:stop])
+    # The output is clustered by DBSCAN at its default radius (and
+    # min_samples=1 for the network's own rule); see ``output_scale_``.
+    _output_rule = ClusteringRule()
 
-        return self._embed(Q, neighbours, "transform").astype(X.dtype, copy=False)
+    def _output(self, expanded):
+        return expanded * self.output_scale_
 
     @property
     def _n_features_out(self):

@@ -96,13 +96,33 @@ def test_query_expansion_does_not_hurt_unseen_people(lfw_people):
     assert scores[1] >= scores[0] - 0.01
 
 
-def test_unlabelled_pipeline_fit_predict(lfw_people):
+def test_design_card_pipeline_with_dbscan_defaults_beats_tuned_raw_dbscan(lfw_people):
+    # Pipeline([DANetEmbedder(), DBSCAN()]) literally (DBSCAN at its defaults),
+    # label-free, against DBSCAN on the raw features at its best radius.
+    from skdanet.cluster import RAW_EPS_GRID, best_threshold
+    from skdanet.graph import l2_normalize
+    from skdanet.metrics import mean_f_score
+
     X, y = lfw_people
-    pipe = Pipeline([("danet", DANetEmbedder(k=10, n_epochs=3, n_rounds=1, random_state=0)),
-                     ("dbscan", DBSCAN(eps=0.5, min_samples=1))])
-    labels = pipe.fit_predict(X)
+    labels = Pipeline([("danet", DANetEmbedder(random_state=0)), ("dbscan", DBSCAN())]).fit_predict(X)
+    Xn = l2_normalize(X.astype(np.float64))
+    eps, best_raw = best_threshold(lambda e: DBSCAN(eps=e, min_samples=1).fit_predict(Xn),
+                                   RAW_EPS_GRID, y)
     assert labels.shape == (len(X),)
-    assert bcubed_f_score(y, labels) > 0.5
+    assert mean_f_score(y, labels) >= best_raw
+
+
+def test_embedders_eps_reproduces_the_clusterers_one_stage_rule(trained):
+    # DBSCAN at the documented radius on the embedder's output is the
+    # clusterer's own rule without merging: same labels.
+    emb, X, _ = trained
+    fitted = DANetEmbedder(k=10, network=emb.network_)
+    Z = fitted.fit_transform(X)
+    labels = DBSCAN(eps=fitted.eps_, min_samples=1).fit_predict(Z)
+    model = DensityChainClustering(k=10, network=emb.network_, merge_eps=None).fit(X)
+    np.testing.assert_array_equal(labels, model.labels_)
+    assert fitted.eps_ == 0.5  # DBSCAN's default radius, by construction
+    assert fitted.output_scale_ * model.eps_ == pytest.approx(0.5)
 
 
 def test_train_on_people_then_cluster_unseen_people(lfw_people):

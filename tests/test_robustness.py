@@ -246,9 +246,12 @@ def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised
     if Est is DANetEmbedder:
         assert out.shape == (n, d)
         assert np.all(np.isfinite(out))
-        # Every face with a direction is embedded as a unit vector.
+        # Every face with a direction is embedded as a unit vector scaled to
+        # DBSCAN's units (output_scale_).
+        scale = Est(**params).fit(X, y).output_scale_
+        assert np.isfinite(scale) and scale > 0
         has_direction = np.abs(X).max(axis=1) > 0
-        np.testing.assert_allclose(np.linalg.norm(out[has_direction], axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(out[has_direction], axis=1), scale, rtol=1e-6)
     else:
         assert out.shape == (n,)
         clusters = np.unique(out[out >= 0])

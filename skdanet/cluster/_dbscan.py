@@ -16,19 +16,23 @@ from scipy.sparse.csgraph import connected_components
 _EDGE_BLOCK = 65_536
 
 
-def knn_edge_distances(Z, neighbors):
-    """Euclidean distances ``||Z[i] - Z[neighbors[i, j]]||``, computed in row blocks.
+def knn_edge_distances(Z, neighbors, reference=None):
+    """Euclidean distances ``||Z[i] - R[neighbors[i, j]]||``, computed in row blocks.
 
-    Through ``|a|^2 + |b|^2 - 2 <a, b>``, which needs no (block, k, d)
-    difference array; inner products in Z's precision, the rest in float64.
+    ``R`` is ``reference`` (the rows ``neighbors`` index; default ``Z``
+    itself). Through ``|a|^2 + |b|^2 - 2 <a, b>``, which needs no
+    (block, k, d) difference array; inner products in Z's precision, the
+    rest in float64. Each row's distances depend on that row alone.
     """
+    R = Z if reference is None else reference
     sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+    sq_r = sq if reference is None else np.einsum("ij,ij->i", R, R, dtype=np.float64)
     out = np.empty(neighbors.shape, dtype=np.float64)
     for start in range(0, len(Z), _EDGE_BLOCK):
         rows = slice(start, start + _EDGE_BLOCK)
         nb = neighbors[rows]
-        dots = np.einsum("ij,ikj->ik", Z[rows], Z[nb]).astype(np.float64)
-        out[rows] = sq[rows, None] + sq[nb] - 2 * dots
+        dots = np.einsum("ij,ikj->ik", Z[rows], R[nb]).astype(np.float64)
+        out[rows] = sq[rows, None] + sq_r[nb] - 2 * dots
     return np.sqrt(np.maximum(out, 0, out=out), out=out)
 
 

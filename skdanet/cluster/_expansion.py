@@ -24,7 +24,7 @@ _ROW_BLOCK = 16384
 _SMALLEST_RADIUS = 1e-9
 
 
-def expand_embedding(Z, neighbors, distances, n_expansion):
+def expand_embedding(Z, neighbors, distances, n_expansion, reference=None):
     """Unit-norm weighted mean of each row and its ``n_expansion`` closest neighbours.
 
     Parameters
@@ -32,9 +32,14 @@ def expand_embedding(Z, neighbors, distances, n_expansion):
     Z : ndarray of shape (n_samples, n_components)
         Unit-norm embedding.
     neighbors : ndarray of int of shape (n_samples, k)
-        Candidate neighbours of each row (the kNN graph, self excluded).
+        Candidate neighbours of each row (the kNN graph, self excluded), as
+        rows of ``reference``.
     distances : ndarray of shape (n_samples, k)
-        ``||Z[i] - Z[neighbors[i, j]]||``.
+        ``||Z[i] - reference[neighbors[i, j]]||``.
+    reference : ndarray of shape (n_reference, n_components), optional
+        The embedding the neighbours are rows of (new faces expanded with
+        fitted ones); default ``Z`` itself. Each row's result depends on
+        that row and the reference alone.
     n_expansion : int
         Neighbours averaged in: the closest in ``Z`` among the candidates
         (all of them if ``n_expansion >= k``; ties broken by position).
@@ -45,10 +50,12 @@ def expand_embedding(Z, neighbors, distances, n_expansion):
         ``normalize(Z[i] + sum_j s_ij^3 Z[j])`` over the chosen ``j``, with
         ``s_ij = max(0, <Z[i], Z[j]>)``.
     """
+    R = Z if reference is None else reference
     m = min(int(n_expansion), neighbors.shape[1])
     # <a, b> = (|a|^2 + |b|^2 - |a - b|^2) / 2: the cosine on unit rows.
     sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
-    sims = 0.5 * (sq[:, None] + sq[neighbors] - distances**2)
+    sq_r = sq if reference is None else np.einsum("ij,ij->i", R, R, dtype=np.float64)
+    sims = 0.5 * (sq[:, None] + sq_r[neighbors] - distances**2)
     closest = np.argsort(-sims, axis=1, kind="stable")[:, :m]
     chosen = np.take_along_axis(neighbors, closest, axis=1)
     weights = np.clip(np.take_along_axis(sims, closest, axis=1), 0, None) ** _SIMILARITY_POWER
@@ -56,7 +63,7 @@ def expand_embedding(Z, neighbors, distances, n_expansion):
     for start in range(0, len(Z), _ROW_BLOCK):
         rows = slice(start, start + _ROW_BLOCK)
         block = Z[rows] + np.einsum("ik,ikd->id", weights[rows].astype(Z.dtype),
-                                    Z[chosen[rows]])
+                                    R[chosen[rows]])
         norm = np.linalg.norm(block, axis=1, keepdims=True)
         out[rows] = block / np.where(norm > 0, norm, 1)
     # Zero-norm faces (failed detections, kept as zero vectors by the

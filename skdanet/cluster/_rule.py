@@ -111,6 +111,24 @@ class ClusteringRule:
         expanded = expand_embedding(Z, neighbors, distances, self.query_expansion)
         return ExpandedSpace(expanded, knn_edge_distances(expanded, neighbors), distances)
 
+    def expand_new(self, Z, neighbors, reference):
+        """Query-expand new rows ``Z`` with the ``reference`` rows ``neighbors`` index.
+
+        Row by row the same as :meth:`expand` for a face of the reference
+        whose neighbours are given the same way.
+        """
+        if not self.query_expansion:
+            return Z
+        distances = knn_edge_distances(Z, neighbors, reference)
+        return expand_embedding(Z, neighbors, distances, self.query_expansion,
+                                reference=reference)
+
+    @staticmethod
+    def guarded_radius(space, neighbors, radius):
+        """``radius`` (of the unexpanded space) carried into ``space``, lowered by the guard."""
+        return percolation_safe_eps(space.embedding, neighbors, space.radius(radius),
+                                    distances=space.distances)
+
     def dbscan(self, Z, neighbors, eps, distances=None):
         """DBSCAN labels of ``Z`` at radius ``eps`` (exact, or over the kNN pairs)."""
         if self.on_knn_pairs(len(Z)):
@@ -155,8 +173,8 @@ class ClusteringRule:
         Z, distances = space.embedding, space.distances
         with timer("DBSCAN"):
             if eps == "auto":
-                start = space.radius(self.link_radius(radius) if merging else radius)
-                eps = percolation_safe_eps(Z, neighbors, start, distances=distances)
+                start = self.link_radius(radius) if merging else radius
+                eps = self.guarded_radius(space, neighbors, start)
             else:
                 eps = space.radius(eps)
             labels = self.dbscan(Z, neighbors, eps, distances)
