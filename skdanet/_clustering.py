@@ -62,10 +62,15 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
         Radius between the unit-norm mean embeddings of two DBSCAN clusters
         under which they are merged. A mean averages out the one odd photo
         that would bridge two people, so merging recovers a person's split
-        pieces without the bridges a looser link radius brings. "auto": the
-        network's radius; a merged cluster that grows abruptly at it is
+        pieces without the bridges a looser link radius brings. "auto": for
+        a network whose radius is the loss's boundary (label-free training,
+        ``network_.config["eps_source"] == "loss"``), merge at that radius
+        after linking 0.05 tighter; a merged cluster that grows abruptly is
         merged again at a lower radius, the others keep it (see
-        ``min_merge_eps_``). None: no merging (the paper's pipeline).
+        ``min_merge_eps_``). For a radius calibrated on held-out labelled
+        people (``"calibrated"``), no merging: calibration already picked
+        the tight end of the radii that cluster well, and DBSCAN links at
+        it. None: no merging (the paper's pipeline).
     min_samples : int, default=1
         DBSCAN's ``min_samples``. 1 keeps people with a single photo as
         clusters of their own instead of noise.
@@ -197,8 +202,9 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         embedder = self._embedder()
         embedding = embedder._fit_embed(X, y, rule)
         timer = StageTimer(self.verbose, prefix="[DensityChainClustering]")
-        result = rule.cluster(embedding, embedder.graph_.neighbors,
-                              radius=embedder.network_.config["eps"], eps=self.eps,
+        config = embedder.network_.config
+        result = rule.cluster(embedding, embedder.graph_.neighbors, radius=config["eps"],
+                              calibrated=config["eps_source"] == "calibrated", eps=self.eps,
                               merge_eps=self.merge_eps, timer=timer)
         self.embedder_ = embedder
         self.network_ = embedder.network_

@@ -170,7 +170,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Per-epoch training log (empty when a network was given).
     timings_ : dict
         Seconds per stage of the last fit ("kNN graph", "density and chains",
-        "training", "clique network", "chain network", "query expansion").
+        "training", "clique network", "chain network").
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -298,6 +298,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         with unfitted_on_failure(self):
             self._fit(X, y, ClusteringRule())
+            self._expanded_output()
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -319,7 +320,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         with unfitted_on_failure(self):
             self._fit(X, y, ClusteringRule())
-            return self._output(self._expanded_reference)
+            return self._output(self._expanded_output()[0])
 
     def _fit_embed(self, X, y, rule):
         """Fit (label-free training re-labels with ``rule``); the network's embedding of ``X``.
@@ -377,14 +378,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         with timer("chain network"):
             self._reference_embedding = self._embed(reference, graph.reference_neighbours,
                                                     "chain network")
-        with timer("query expansion"):
-            # The output's rule: the default expansion, and the network's
-            # radius carried into the expanded space and guarded (one stage).
-            space = self._output_rule.expand(self._reference_embedding, graph.neighbors)
-            radius = self._output_rule.guarded_radius(space, graph.neighbors,
-                                                      network.config["eps"])
-        self._expanded_reference = space.embedding
-        self.output_scale_ = _DBSCAN_DEFAULT_EPS / radius
+        # The output's expansion and scale: computed by fit and fit_transform;
+        # DensityChainClustering clusters with its own rule and skips them.
+        self._output_state = None
         self.eps_ = _DBSCAN_DEFAULT_EPS
         self.timings_ = dict(timer.timings)
 
@@ -461,6 +457,26 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     # The output is clustered by DBSCAN at its default radius (and
     # min_samples=1 for the network's own rule); see ``output_scale_``.
     _output_rule = ClusteringRule()
+
+    def _expanded_output(self):
+        """The fitted faces' expanded embedding and the scale of the output, computed once.
+
+        The output's rule: the default expansion, and the network's radius
+        carried into the expanded space and lowered by the guard (one stage).
+        """
+        if self._output_state is None:
+            neighbors = self.graph_.neighbors
+            space = self._output_rule.expand(self._reference_embedding, neighbors)
+            radius = self._output_rule.guarded_radius(space, neighbors,
+                                                      self.network_.config["eps"])
+            self._output_state = (space.embedding, _DBSCAN_DEFAULT_EPS / radius)
+        return self._output_state
+
+    @property
+    def output_scale_(self):
+        """The norm of every output row (see the class docstring)."""
+        check_is_fitted(self)
+        return self._expanded_output()[1]
 
     def _output(self, expanded):
         return expanded * self.output_scale_

@@ -31,15 +31,19 @@ def test_labels_and_attributes(lfw_people):
                                    query_expansion=0).fit(X, y)
     assert model.labels_.shape == (len(X),)
     calibrated = model.network_.config["eps"]
-    # Two stages by default: a tighter link radius (lowered further only by the
-    # percolation guard), merging at most at the calibrated radius.
-    assert model.eps_ <= calibrated - 0.05 + 1e-12
-    assert model.merge_eps_ <= calibrated
-    plain = DensityChainClustering(k=10, n_epochs=5, random_state=0, merge_eps=None,
-                                   query_expansion=0).fit(X, y)
-    assert plain.eps_ == calibrated and plain.merge_eps_ is None
+    assert model.network_.config["eps_source"] == "calibrated"
+    # A calibrated radius links directly (lowered only by the percolation
+    # guard): one stage, no merging.
+    assert model.eps_ <= calibrated and model.merge_eps_ is None
     np.testing.assert_array_equal(
-        plain.labels_, DBSCAN(eps=calibrated, min_samples=1).fit_predict(plain.embedding_))
+        model.labels_, DBSCAN(eps=model.eps_, min_samples=1).fit_predict(model.embedding_))
+    # The loss's boundary (label-free training) gets two stages: a tighter
+    # link radius, merging at most at that boundary.
+    free = DensityChainClustering(k=10, n_epochs=5, random_state=0, query_expansion=0).fit(X)
+    boundary = free.network_.config["eps"]
+    assert free.network_.config["eps_source"] == "loss"
+    assert boundary == pytest.approx(np.sqrt(2 - 2 * 0.7))
+    assert free.eps_ <= boundary - 0.05 + 1e-12 and free.merge_eps_ <= boundary
     assert model.n_clusters_ == len(np.unique(model.labels_))
     np.testing.assert_array_equal(model.labels_, clone(model).fit_predict(X, y))
     fixed = DensityChainClustering(k=10, n_epochs=5, random_state=0, eps=0.3,

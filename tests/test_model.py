@@ -196,3 +196,50 @@ def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
     expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
     np.testing.assert_array_equal(labels, expected)
     assert len(np.unique(labels)) < len(np.unique(DBSCAN(eps=eps, min_samples=1).fit_predict(Z)))
+
+
+def test_network_config_records_where_its_radius_comes_from(trained, tmp_path):
+    import json
+
+    emb, X, _ = trained
+    assert emb.network_.config["eps_source"] == "calibrated"
+    # A file written before the key existed reads as the loss's boundary.
+    config = {k: v for k, v in emb.network_.config.items() if k != "eps_source"}
+    old = TrainedNetwork(config, emb.network_.state)
+    assert old.config["eps_source"] == "loss"
+    path = tmp_path / "net.npz"
+    emb.network_.save(path)
+    assert TrainedNetwork.load(path).config == emb.network_.config
+    with pytest.raises(ValueError, match="eps_source"):
+        TrainedNetwork({**config, "eps_source": "guessed"}, emb.network_.state)
+    assert json.dumps(emb.network_.config)  # the header stays plain JSON
+
+
+@pytest.mark.parametrize("eps", [0.0, -0.3])
+def test_network_with_a_non_positive_radius_is_refused(trained, eps):
+    emb, _, _ = trained
+    with pytest.raises(ValueError, match="positive radius"):
+        TrainedNetwork({**emb.network_.config, "eps": eps}, emb.network_.state)
+
+
+def test_pretrained_network_loads_by_name_and_clusters_real_faces(lfw_people):
+    # The shipped dlib network clusters LFW people with no labels and no
+    # training, better than DBSCAN on the raw features at its best radius.
+    from sklearn.cluster import DBSCAN
+
+    from skdanet import DensityChainClustering
+    from skdanet.cluster import RAW_EPS_GRID, best_threshold
+    from skdanet.graph import l2_normalize
+    from skdanet.metrics import mean_f_score
+
+    assert "dlib128" in TrainedNetwork.pretrained_names()
+    net = TrainedNetwork.pretrained("dlib128")
+    assert net.in_features == 128 and net.config["eps_source"] == "calibrated"
+    X, y = lfw_people
+    labels = DensityChainClustering(network=net).fit(X).labels_
+    Xn = l2_normalize(X.astype(np.float64))
+    _, best_raw = best_threshold(lambda e: DBSCAN(eps=e, min_samples=1).fit_predict(Xn),
+                                 RAW_EPS_GRID, y)
+    assert mean_f_score(y, labels) > best_raw
+    with pytest.raises(ValueError, match="dlib128"):
+        TrainedNetwork.pretrained("arcface512")

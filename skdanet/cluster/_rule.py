@@ -135,7 +135,8 @@ class ClusteringRule:
             return graph_dbscan(Z, neighbors, eps, self.min_samples, distances=distances)
         return DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(Z)
 
-    def cluster(self, Z, neighbors, *, radius, eps="auto", merge_eps="auto", timer=None):
+    def cluster(self, Z, neighbors, *, radius, calibrated=False, eps="auto", merge_eps="auto",
+                timer=None):
         """Cluster the embedding ``Z`` of faces with kNN lists ``neighbors``.
 
         Parameters
@@ -145,13 +146,19 @@ class ClusteringRule:
         neighbors : ndarray of int of shape (n_samples, k)
             The faces' kNN graph, self excluded.
         radius : float
-            The calibrated radius of ``Z``'s space (stored with the network).
+            The radius of ``Z``'s space stored with the network.
+        calibrated : bool, default=False
+            Whether ``radius`` was calibrated on held-out labelled people. A
+            calibrated radius is the tight end of the range of radii that
+            cluster those people well, so it links directly; a loss's
+            boundary is looser, so it merges, after a tighter link stage.
         eps : float or "auto", default="auto"
             Link radius in ``Z``'s space; "auto": ``radius`` (its link radius
             when merging), lowered by the percolation guard.
         merge_eps : float, "auto" or None, default="auto"
             Merge radius in ``Z``'s space; "auto": ``radius``, guarded cluster
-            by cluster; None: no merging.
+            by cluster, unless ``radius`` is calibrated (then no merging);
+            None: no merging.
         timer : callable, optional
             ``timer(stage)`` context manager (stage timings).
 
@@ -161,6 +168,8 @@ class ClusteringRule:
         """
         timer = timer or _no_timer
         on_knn = self.on_knn_pairs(len(Z))
+        if merge_eps == "auto" and calibrated:
+            merge_eps = None
         merging = merge_eps is not None
         # The kNN-pair distances, computed once for the expansion, the guard
         # and DBSCAN (none needs them with a given eps, exact DBSCAN and no

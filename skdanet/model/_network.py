@@ -13,6 +13,7 @@ Stored as numpy arrays, never as torch modules, so that
 import json
 import os
 import zipfile
+from importlib import resources
 
 import numpy as np
 import torch
@@ -32,6 +33,10 @@ _CONFIG_KEYS = {
     "pair_scale": float,
     "eps": float,
 }
+# Where ``eps`` comes from: "calibrated" on held-out labelled people, or "loss",
+# the training loss's own boundary (label-free training; files written before
+# the key existed).
+EPS_SOURCES = ("calibrated", "loss")
 
 
 class TrainedNetwork:
@@ -46,8 +51,9 @@ class TrainedNetwork:
     config : dict
         Architecture (``in_features``, ``hidden_size``, ``n_components``,
         ``n_gcn_layers``, ``chain_network``), the training loss settings
-        (``pair_margin``, ``pair_scale``) and ``eps``, the DBSCAN radius in the
-        learned space calibrated on held-out identities.
+        (``pair_margin``, ``pair_scale``), ``eps``, the DBSCAN radius in the
+        learned space, and ``eps_source``: "calibrated" (on held-out labelled
+        people) or "loss" (the loss's boundary, label-free training).
     state : dict of str to ndarray
         The module's ``state_dict`` as numpy arrays.
     """
@@ -152,6 +158,44 @@ class TrainedNetwork:
             )
         return cls(header.get("config"), state)
 
+    @classmethod
+    def pretrained(cls, name="dlib128"):
+        """A network shipped with skdanet, by name: cluster with no labels and no training.
+
+        ``"dlib128"``: for dlib's 128-d ResNet face descriptors (what
+        ``face_recognition`` computes), trained with labels on every person of
+        LFW and of an in-the-wild celebrity set (about 16,000 faces of 5,900
+        people). Features of another extractor need a network of their own.
+
+        Parameters
+        ----------
+        name : str, default="dlib128"
+            One of :meth:`pretrained_names`.
+
+        Returns
+        -------
+        TrainedNetwork
+
+        Examples
+        --------
+        >>> from skdanet import DensityChainClustering, TrainedNetwork
+        >>> net = TrainedNetwork.pretrained("dlib128")
+        >>> net.in_features
+        128
+        >>> model = DensityChainClustering(network=net)  # then model.fit(X).labels_
+        """
+        if name not in cls.pretrained_names():
+            raise ValueError(f"No pretrained network named {name!r}; skdanet ships "
+                             f"{cls.pretrained_names()}.")
+        with resources.as_file(resources.files(__package__) / "pretrained" / f"{name}.npz") as p:
+            return cls.load(p)
+
+    @staticmethod
+    def pretrained_names():
+        """Names of the networks shipped with skdanet."""
+        folder = resources.files(__package__) / "pretrained"
+        return sorted(f.name[:-4] for f in folder.iterdir() if f.name.endswith(".npz"))
+
     def __repr__(self):
         c = self.config
         return (f"TrainedNetwork(in_features={c['in_features']}, chain_network="
@@ -173,6 +217,13 @@ def _validated_config(config):
                               or not np.isfinite(value)):
             raise ValueError(f"Network config {key!r} must be a finite number, got {value!r}.")
         out[key] = kind(value)
+    if out["eps"] <= 0:
+        raise ValueError(f"Network config 'eps' must be a positive radius, got {out['eps']!r}; "
+                         "the file is corrupted or was edited.")
+    out["eps_source"] = config.get("eps_source", "loss")
+    if out["eps_source"] not in EPS_SOURCES:
+        raise ValueError(f"Network config 'eps_source' must be one of {EPS_SOURCES}, got "
+                         f"{out['eps_source']!r}.")
     if out["chain_network"] not in CHAIN_NETWORKS:
         raise ValueError(f"Unknown chain_network {out['chain_network']!r} in network config.")
     return out

@@ -129,6 +129,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
         "pair_margin": float(est.pair_margin),
         "pair_scale": float(est.pair_scale),
         "eps": margin_radius(est.pair_margin),
+        "eps_source": "loss",
     }
     rng = np.random.default_rng(seed)
     # Module initialisation draws from torch's global generator: fork it so the
@@ -145,7 +146,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
             trainer.fit_label_free()
             eps = None  # the loss's boundary, set above
     if eps is not None:
-        config["eps"] = eps
+        config["eps"], config["eps_source"] = eps, "calibrated"
     return TrainedNetwork.from_module(trainer.module, config), trainer.history
 
 
