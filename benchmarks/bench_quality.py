@@ -11,8 +11,13 @@ from ``--data-dir``; skipped when absent) and ``face_like``
 
 Rows: raw-feature baselines (DBSCAN, HDBSCAN, average-link HAC, Infomap on a
 kNN graph when ``infomap`` is installed), then DA-Net supervised (trained on
-the train half, clustering the unseen half through its own graph) and
-label-free (trained on the unseen half itself, no labels).
+the train half, clustering the unseen half through its own graph),
+label-free (trained on the unseen half itself, no labels), the design card's
+``Pipeline([DANetEmbedder(), DBSCAN()])`` as written (label-free), the
+supervised network in a Pipeline with ``DBSCAN(eps=emb.eps_,
+min_samples=1)``, and the pretrained network: on LFW and the dev set its
+recipe (``train_pretrained.py``) trained on the train halves of *both* sets,
+so every clustered person is unseen; on generated faces the shipped network.
 
 Usage::
 
@@ -31,8 +36,9 @@ import time
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import DBSCAN, HDBSCAN
+from sklearn.pipeline import Pipeline
 
-from skdanet import DANetEmbedder, DensityChainClustering
+from skdanet import DANetEmbedder, DensityChainClustering, TrainedNetwork
 from skdanet.cluster import RAW_EPS_GRID, best_threshold
 from skdanet.datasets import load_lfw_features, make_face_like, split_identities
 from skdanet.graph import knn_graph, l2_normalize
@@ -126,22 +132,57 @@ def raw_rows(Xn, y, tr, te, wanted):
     return rows
 
 
-def danet_rows(X, y, tr, te, seed, wanted):
+def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
+    """DA-Net rows; ``pretrained_train``: the (X, y) the pretrained recipe trains on."""
     rows = {}
-    if wanted("DA-Net supervised"):
-        def run():
-            net = DANetEmbedder(random_state=seed).fit(X[tr], y[tr]).network_
-            return DensityChainClustering(network=net, random_state=seed).fit(X[te]).labels_
-        labels, seconds = timed(run)
-        rows["DA-Net supervised"] = {**clustering_report(y[te], labels), "seconds": seconds}
-    if wanted("DA-Net label-free"):
-        labels, seconds = timed(
-            lambda: DensityChainClustering(random_state=seed).fit(X[te]).labels_)
-        rows["DA-Net label-free"] = {**clustering_report(y[te], labels), "seconds": seconds}
+
+    def add(name, run):
+        if wanted(name):
+            labels, seconds = timed(run)
+            rows[name] = {**clustering_report(y[te], labels), "seconds": seconds}
+
+    def supervised():
+        net = DANetEmbedder(random_state=seed).fit(X[tr], y[tr]).network_
+        return DensityChainClustering(network=net, random_state=seed).fit(X[te]).labels_
+
+    def pipeline_at_eps():
+        net = DANetEmbedder(random_state=seed).fit(X[tr], y[tr]).network_
+        emb = DANetEmbedder(network=net)
+        Z = emb.fit_transform(X[te])
+        return DBSCAN(eps=emb.eps_, min_samples=1).fit_predict(Z)
+
+    add("DA-Net supervised", supervised)
+    add("DA-Net label-free", lambda: DensityChainClustering(random_state=seed).fit(X[te]).labels_)
+    add("Pipeline DANetEmbedder() + DBSCAN()",
+        lambda: Pipeline([("danet", DANetEmbedder(random_state=seed)),
+                          ("dbscan", DBSCAN())]).fit_predict(X[te]))
+    add("Pipeline supervised + DBSCAN(eps_, 1)", pipeline_at_eps)
+    if pretrained_train is not None:
+        def pretrained():
+            net = DANetEmbedder(random_state=seed).fit(*pretrained_train).network_
+            return DensityChainClustering(network=net).fit(X[te]).labels_
+        add("DA-Net pretrained recipe", pretrained)
+    else:
+        add("DA-Net pretrained (shipped)", lambda: DensityChainClustering(
+            network=TrainedNetwork.pretrained("dlib128")).fit(X[te]).labels_)
     return rows
 
 
-def run_set(name, data, seeds, wanted):
+def pretrained_training_set(name, seed, sets):
+    """The train halves of both real sets (this split seed): the pretrained recipe
+    evaluated on people it never saw. None for other sets."""
+    if name not in ("lfw", "dev") or not all(s in sets for s in ("lfw", "dev")):
+        return None
+    parts, offset = [], 0
+    for other in ("lfw", "dev"):
+        Xo, yo = sets[other]
+        tr, _ = split_identities(yo, test_size=0.5, random_state=seed)
+        parts.append((Xo[tr], yo[tr] + offset))
+        offset += int(yo.max()) + 1
+    return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def run_set(name, data, seeds, wanted, sets):
     X, y = data
     Xn = l2_normalize(np.asarray(X, dtype=np.float64))
     per_seed = []
@@ -149,7 +190,8 @@ def run_set(name, data, seeds, wanted):
         tr, te = split_identities(y, test_size=0.5, random_state=seed)
         t = time.perf_counter()
         rows = raw_rows(Xn, y, tr, te, wanted)
-        rows.update(danet_rows(X, y, tr, te, seed, wanted))
+        rows.update(danet_rows(X, y, tr, te, seed, wanted,
+                               pretrained_training_set(name, seed, sets)))
         per_seed.append(rows)
         print(f"# {name}: split seed {seed} done in {time.perf_counter() - t:.0f} s",
               file=sys.stderr, flush=True)
@@ -180,7 +222,8 @@ def targets(per_seed):
         if not raw:
             continue
         B = np.array([max(r[n][metric] for n in raw) for r in per_seed])
-        for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6)):
+        for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6),
+                            ("DA-Net pretrained recipe", 6), ("DA-Net pretrained (shipped)", 6)):
             if name not in names:
                 continue
             got = np.array([r[name][metric] for r in per_seed])
@@ -194,9 +237,9 @@ def targets(per_seed):
 
 def print_table(name, per_seed):
     print(f"\n## {name} ({len(per_seed)} split seeds)")
-    print(f"{'method':<26}" + "".join(f"{label:>18}" for _, label in COLUMNS))
+    print(f"{'method':<40}" + "".join(f"{label:>18}" for _, label in COLUMNS))
     for method, cells in table(per_seed):
-        print(f"{method:<26}" + "".join(f"{c:>18}" for c in cells))
+        print(f"{method:<40}" + "".join(f"{c:>18}" for c in cells))
     for line in targets(per_seed):
         print("  " + line)
 
@@ -240,13 +283,15 @@ def main(argv=None):
     def wanted(name):
         return args.methods is None or any(m.lower() in name.lower() for m in args.methods)
 
+    sets = {name: data for name in ("lfw", "dev")
+            if (data := load_set(name, args.data_dir)) is not None}
     results = {}
     for name in args.sets:
-        data = load_set(name, args.data_dir)
+        data = sets.get(name) or load_set(name, args.data_dir)
         if data is None:
             print(f"# {name}: not found in {args.data_dir}, skipped", file=sys.stderr)
             continue
-        results[name] = run_set(name, data, args.seeds, wanted)
+        results[name] = run_set(name, data, args.seeds, wanted, sets)
         print_table(name, results[name])
     if args.write:
         write_rst(args.write, results, sys.argv[1:] if argv is None else argv)

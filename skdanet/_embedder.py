@@ -34,6 +34,13 @@ from .model import (
 from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
 from .utils._progress import BatchProgress, StageTimer
 
+def _is_unknown(y):
+    """Where ``y`` is -1 (or "-1"): a face of unknown identity, like noise in labels_."""
+    if np.issubdtype(y.dtype, np.number):
+        return y == -1
+    return np.array([str(v) == "-1" for v in y], dtype=bool)
+
+
 # sklearn.cluster.DBSCAN's default radius: the output is scaled to it.
 _DBSCAN_DEFAULT_EPS = 0.5
 
@@ -385,6 +392,12 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.timings_ = dict(timer.timings)
 
     def _checked_labels(self, y, n_samples):
+        """Identity codes from ``y``; -1 marks a face of unknown identity.
+
+        As in ``labels_`` and the package's metrics, -1 is not a person:
+        each such face is trained as a person of its own, never as one
+        shared identity.
+        """
         if y is None or self.network is not None:
             return None
         y = np.asarray(y)
@@ -392,7 +405,20 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(
                 f"y must be a 1-d array of {n_samples} identity labels, got shape {y.shape}."
             )
-        return y
+        if y.dtype == object and any(v is None for v in y):
+            raise ValueError("y contains None; give every face an identity label, or -1 for "
+                             "a face whose identity is unknown.")
+        if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite labels; give every face an identity "
+                             "label, or -1 for a face whose identity is unknown.")
+        try:
+            codes = np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
+        except TypeError as exc:
+            raise ValueError(f"y mixes label types that cannot be compared ({exc}); use "
+                             "one type (ints or strings).") from exc
+        unknown = np.flatnonzero(_is_unknown(y))
+        codes[unknown] = codes.max(initial=-1) + 1 + np.arange(len(unknown))
+        return codes
 
     def _check_network(self, X):
         if self.network is None:

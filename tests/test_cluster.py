@@ -14,7 +14,7 @@ from skdanet.cluster import (
     percolation_safe_eps,
 )
 
-from .conftest import expanded_by_loop
+from .conftest import clustered_unit_rows, expanded_by_loop
 
 
 def _unit_rows_and_knn(n=300, d=8, k=12, seed=0):
@@ -256,3 +256,18 @@ def test_merge_guard_lowers_the_radius_only_where_clusters_chain():
     # Every person whole and alone: the same partition as the identities.
     assert len(np.unique(merged)) == 70
     assert len(np.unique(np.c_[merged, person], axis=0)) == 70
+
+
+@pytest.mark.parametrize("min_samples", [20, 50])
+def test_knn_dbscan_with_no_border_point_near_a_core_point(min_samples):
+    # Exact DBSCAN returns all noise (or a few clusters); the kNN route must
+    # agree, not crash, when no non-core point reaches a core point.
+    X, _ = clustered_unit_rows(120, 6, 6, 0.3, seed=11)
+    nb = np.argsort(-(X @ X.T), axis=1)[:, 1:40]
+    for eps in (0.2, 0.5, 0.8):
+        got = graph_dbscan(X, nb, eps, min_samples)
+        nb_all = np.argsort(-(X @ X.T), axis=1)[:, 1:]
+        expected = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(X)
+        np.testing.assert_array_equal(graph_dbscan(X, nb_all, eps, min_samples) == -1,
+                                      expected == -1)
+        assert got.shape == (120,) and got.min() >= -1

@@ -56,3 +56,10 @@ def test_face_like_does_not_touch_global_rng():
     state = np.random.get_state()[1].copy()
     make_face_like(500, random_state=0)
     np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_face_like_refuses_integer_dtype():
+    with pytest.raises(ValueError, match="floating-point"):
+        make_face_like(100, dtype=np.int64)
+    X, _ = make_face_like(100, dtype=np.float64, random_state=np.random.RandomState(1))
+    assert X.dtype == np.float64 and np.all(np.abs(np.linalg.norm(X, axis=1) - 1) < 1e-12)

@@ -274,3 +274,36 @@ def test_hnsw_without_hnswlib_says_how_to_install(monkeypatch):
     X, _ = clustered_unit_rows(40, 6, 3, 0.4, seed=3)
     with pytest.raises(ValueError, match=r"skdanet\[hnsw\]"):
         knn_graph(X, 5, method="hnsw")
+
+
+@pytest.mark.parametrize("values", [[1.0, 1.0 + 2**-52], [0.5, 0.5 + 1e-15, 0.5 + 3e-15],
+                                    [3e-8 * i + 0.9 for i in range(5)]])
+def test_otsu_threshold_on_near_identical_values(values):
+    t = otsu_threshold(values)
+    assert min(values) <= t <= max(values)
+
+
+def test_near_duplicate_rows_with_automatic_tau():
+    from skdanet import DANetEmbedder
+
+    rng = np.random.default_rng(0)
+    X = np.ones((30, 8)) + 3e-8 * rng.standard_normal((30, 8))
+    Z = DANetEmbedder(k=5, n_epochs=1, hidden_size=4, random_state=0).fit_transform(X)
+    assert Z.shape == (30, 8) and np.all(np.isfinite(Z))
+
+
+def test_parent_forest_functions_refuse_bad_parents_instead_of_looping():
+    from skdanet.graph import chain_roots, density_chains, follow_parents
+
+    with pytest.raises(ValueError, match="not a forest"):
+        chain_roots(np.array([1, 2, 0, -1]))  # a cycle 0 -> 1 -> 2 -> 0
+    with pytest.raises(ValueError, match="outside"):
+        chain_roots(np.array([5, -1]))
+    with pytest.raises(ValueError, match="integer"):
+        density_chains(np.array([0.5, -1.0]), 3)
+    with pytest.raises(ValueError, match="length"):
+        follow_parents(np.array([0]), np.array([-1]), -2)
+    # A long path (depth n) still resolves: the bound is on jumps, not depth.
+    n = 1000
+    path = np.r_[np.arange(1, n), -1]
+    np.testing.assert_array_equal(chain_roots(path), np.full(n, n - 1))

@@ -363,3 +363,94 @@ def test_tiny_network_radius_still_clusters():
     assert model.labels_.shape == (len(X),)
     expanded = DensityChainClustering(**{**FAST, "pair_margin": 0.999}).fit(X)
     assert 0 < expanded.eps_ <= expanded.merge_eps_
+
+
+@pytest.mark.parametrize("as_strings", [False, True])
+def test_unknown_identity_minus_one_is_a_face_of_its_own_not_one_person(as_strings):
+    # -1 reads as noise in labels_ and in the metrics; in y it must not make
+    # all those faces one shared identity: training gets each its own code.
+    X, y = data()
+    y_unknown = np.where(y == 0, -1, y)
+    if as_strings:
+        y_unknown = y_unknown.astype(str)
+    codes = DANetEmbedder(**FAST)._checked_labels(y_unknown, len(y))
+    unknown = y == 0
+    assert len(set(codes[unknown])) == unknown.sum()
+    assert not set(codes[unknown]) & set(codes[~unknown])
+    known = np.flatnonzero(~unknown)
+    same_code = codes[known][:, None] == codes[known][None, :]
+    np.testing.assert_array_equal(same_code, y[known][:, None] == y[known][None, :])
+    DANetEmbedder(**FAST).fit(X, y_unknown)  # and it trains
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda y: np.where(y == 0, np.nan, y.astype(float)), "NaN"),
+    (lambda y: np.array([None if v == 0 else int(v) for v in y], dtype=object), "None"),
+    (lambda y: np.array([1 if v == 0 else "a" for v in y], dtype=object), "label types"),
+])
+def test_bad_labels_get_a_clear_error(bad, message):
+    X, y = data()
+    with pytest.raises(ValueError, match=message):
+        DANetEmbedder(**FAST).fit(X, bad(y))
+
+
+def test_interrupted_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    from skdanet import TrainedNetwork
+
+    X, y = data()
+    net = DANetEmbedder(**FAST).fit(X, y).network_
+    path = tmp_path / "net.npz"
+    net.save(path)
+    before = path.read_bytes()
+
+    def interrupted(f, **arrays):
+        f.write(b"PK")  # a partial zip, then the process is stopped
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz"]  # no temporary left
+    monkeypatch.undo()
+    assert TrainedNetwork.load(path).config == net.config
+
+
+def test_fits_in_threads_leave_torch_global_state_as_it_was():
+    import threading
+
+    import torch
+
+    X, y = data()
+    threads_before = torch.get_num_threads()
+    det_before = torch.are_deterministic_algorithms_enabled()
+    results = {}
+
+    def fit(i):
+        results[i] = DANetEmbedder(**{**FAST, "n_jobs": 2}).fit_transform(X, y)
+
+    workers = [threading.Thread(target=fit, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert torch.get_num_threads() == threads_before
+    assert torch.are_deterministic_algorithms_enabled() == det_before
+    for i in range(1, 4):
+        np.testing.assert_array_equal(results[0], results[i])
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu:0:1", 3.5])
+def test_unusable_device_is_a_clear_error(device):
+    X, _ = data()
+    with pytest.raises(ValueError, match="device"):
+        DANetEmbedder(**{**FAST, "device": device}).fit(X)
+
+
+@pytest.mark.parametrize("random_state", [0, np.random.RandomState(0), np.random.default_rng(0)])
+def test_every_random_state_kind_is_accepted(random_state):
+    from skdanet.datasets import make_face_like
+
+    X, y = make_face_like(200, random_state=random_state)
+    assert X.shape == (200, 128)
+    DANetEmbedder(**{**FAST, "random_state": random_state}).fit(X[:60], y[:60])

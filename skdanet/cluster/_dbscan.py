@@ -89,10 +89,13 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
         sub = adjacency[border].tocoo()
         to_core = core[sub.col]
         r, c, v = sub.row[to_core], sub.col[to_core], sub.data[to_core]
-        order = np.lexsort((c, v, r))  # per border row: smallest distance, then index
-        r, c = r[order], c[order]
-        first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        labels[border[r[first]]] = labels[c[first]]
+        # Points near only non-core points are noise; with none near a core
+        # point there is nothing to assign.
+        if r.size:
+            order = np.lexsort((c, v, r))  # per border row: smallest distance, then index
+            r, c = r[order], c[order]
+            first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+            labels[border[r[first]]] = labels[c[first]]
     return number_by_first_point(labels)
 
 

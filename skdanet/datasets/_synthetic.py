@@ -31,7 +31,7 @@ _STRUCTURED_NOISE = 0.5
         "noise": [Interval(numbers.Real, 0, None, closed="left")],
         "dtype": "no_validation",
         "extractor_seed": [numbers.Integral],
-        "random_state": [numbers.Integral, np.random.Generator, None],
+        "random_state": ["random_state", np.random.Generator],
     },
     prefer_skip_nested_validation=True,
 )
@@ -94,7 +94,7 @@ def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
         ``extractor_seed`` and different ``random_state`` are different people
         seen by the same feature extractor, so a network trained on one works
         on the other.
-    random_state : int, numpy Generator or None, default=None
+    random_state : int, RandomState, Generator or None, default=None
         Seed for reproducible output.
 
     Returns
@@ -124,7 +124,13 @@ def make_face_like(n_samples=10_000, n_identities=None, n_features=128, *,
     d = n_features
 
     # Shared direction, and an orthonormal basis of the rest for the spread.
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise ValueError(f"dtype must be a floating-point dtype (float32 or float64), got "
+                         f"{np.dtype(dtype)}: unit-norm features do not fit in integers.")
     basis = np.linalg.qr(np.random.default_rng(extractor_seed).standard_normal((d, d)))[0]
+    if isinstance(random_state, np.random.RandomState):
+        # A seed drawn from it, as scikit-learn's make_* consume a RandomState.
+        random_state = int(random_state.randint(2**31 - 1))
     rng = np.random.default_rng(random_state)
     shared, spread_basis = basis[:, 0], basis[:, 1:]
     scales = np.arange(1, d, dtype=np.float64) ** (-_SPECTRUM_DECAY / 2)

@@ -77,7 +77,10 @@ def follow_parents(start, parent, length):
     -------
     chains : ndarray of shape (n, length), int64, padded with -1.
     """
-    start = np.asarray(start, dtype=np.int64)
+    parent = check_parents(parent)
+    start = check_parents(start, len(parent))
+    if int(length) < 0:
+        raise ValueError(f"length must be >= 0, got {length}.")
     chains = np.full((start.shape[0], length), -1, dtype=np.int64)
     if length == 0:
         return chains
@@ -102,18 +105,38 @@ def density_chains(parent, max_length):
     return follow_parents(np.arange(len(parent)), parent, max_length)
 
 
+def check_parents(parent, n_nodes=None):
+    """``parent`` as an int64 array of node indices or -1, or a clear error."""
+    parent = np.asarray(parent)
+    if parent.ndim != 1 or not (np.issubdtype(parent.dtype, np.integer) or parent.size == 0):
+        raise ValueError(f"parent must be a 1-d integer array (-1 for a root), got "
+                         f"dtype {parent.dtype} and shape {parent.shape}.")
+    n = len(parent) if n_nodes is None else n_nodes
+    if parent.size and (parent.min() < -1 or parent.max() >= n):
+        raise ValueError(f"parent holds indices outside [-1, {n}): min {parent.min()}, "
+                         f"max {parent.max()}.")
+    return parent.astype(np.int64, copy=False)
+
+
 def chain_roots(parent):
     """Root (density peak) of every node's tree in the parent forest.
 
-    Pointer jumping: O(n log depth), no Python loop per node. Because parents
-    are strictly higher in the density order the forest has no cycles.
+    Pointer jumping: O(n log depth), no Python loop per node. Parents made
+    by :func:`chain_parents` are strictly higher in the density order, so
+    they form a forest; a ``parent`` with a cycle is refused (ValueError)
+    rather than followed forever.
     """
+    parent = check_parents(parent)
     root = np.where(parent >= 0, parent, np.arange(len(parent)))
-    while True:
+    # Each jump halves the remaining depth: a forest settles within
+    # log2(n) + 1 jumps; anything still moving then is on a cycle.
+    for _ in range(int(np.ceil(np.log2(max(len(parent), 2)))) + 2):
         nxt = root[root]
         if np.array_equal(nxt, root):
             return root
         root = nxt
+    raise ValueError("parent is not a forest: following it from some node never reaches "
+                     "a root (-1). Pass parents from chain_parents, which always form one.")
 
 
 __all__ = [

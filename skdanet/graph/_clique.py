@@ -47,7 +47,10 @@ def otsu_threshold(values, n_bins=512):
     if values.size == 0:
         raise ValueError("otsu_threshold needs at least one finite value.")
     lo, hi = values.min(), values.max()
-    if hi <= lo:
+    # Near-identical values: no more bins than representable steps between
+    # them (numpy refuses bins narrower than the float spacing).
+    n_bins = int(min(n_bins, (hi - lo) / np.spacing(max(abs(lo), abs(hi))) / 4))
+    if n_bins < 2:
         return float(lo)
     hist, edges = np.histogram(values, bins=n_bins, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2

@@ -12,6 +12,7 @@ Stored as numpy arrays, never as torch modules, so that
 
 import json
 import os
+import tempfile
 import zipfile
 from importlib import resources
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ._modules import CHAIN_NETWORKS, DANet
+from ._torch_state import seeded_torch
 
 FORMAT_NAME = "skdanet-network"
 FORMAT_VERSION = 1
@@ -79,7 +81,7 @@ class TrainedNetwork:
         c = self.config
         # Its random initial weights are overwritten; fork so that building it
         # leaves torch's global generator as it was.
-        with torch.random.fork_rng(devices=[]):
+        with seeded_torch(None):
             return DANet(c["in_features"], c["hidden_size"], c["n_components"],
                      c["n_gcn_layers"], c["chain_network"])
 
@@ -120,8 +122,20 @@ class TrainedNetwork:
         """
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": self.config}
         arrays = {f"w/{k}": v for k, v in self.state.items()}
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), **arrays)
+        path = os.fspath(path)
+        # Written to a temporary file beside the target, then renamed over it:
+        # a reader sees the old file or the new one, never a part of either.
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix=".skdanet-", suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path):

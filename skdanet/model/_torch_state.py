@@ -4,9 +4,15 @@ Nothing here leaves torch's process-global state changed: the thread count
 and the deterministic-algorithms switch are restored on exit.
 """
 
+import threading
 from contextlib import contextmanager
 
 import torch
+
+# torch's thread count and deterministic switch are process-global: fits in
+# several threads take turns in the torch sections, so that each restores
+# exactly what it found.
+_TORCH_STATE_LOCK = threading.RLock()
 
 
 def resolve_device(device):
@@ -16,9 +22,28 @@ def resolve_device(device):
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={device!r} is not a torch device name ('cpu', 'cuda', "
                          "'cuda:0').") from exc
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} cannot run skdanet: use 'cpu', 'cuda' (a CUDA "
+                         "GPU) or 'mps' (Apple GPU).")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use device='cpu'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} but torch sees no Apple GPU here; use device='cpu'.")
     return dev
+
+
+@contextmanager
+def seeded_torch(seed, device=None):
+    """torch's global generator seeded with ``seed`` inside, restored after.
+
+    Module initialisation draws from the global generator; under the lock,
+    fits in several threads cannot interleave their draws.
+    """
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with _TORCH_STATE_LOCK, torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
 
 
 @contextmanager
@@ -28,13 +53,14 @@ def deterministic_torch(n_threads):
     Some CPU kernels pick their algorithm by thread count and problem size;
     deterministic mode fixes that, so the same random_state gives the same bits.
     """
-    threads = torch.get_num_threads()
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(int(n_threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+    with _TORCH_STATE_LOCK:
+        threads = torch.get_num_threads()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.set_num_threads(int(n_threads))
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)

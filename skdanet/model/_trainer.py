@@ -22,7 +22,7 @@ from ._loss import margin_radius, pair_loss
 from ._modules import DANet
 from ._network import TrainedNetwork
 from ._sampling import neighbourhood_batches
-from ._torch_state import deterministic_torch
+from ._torch_state import deterministic_torch, seeded_torch
 
 # Identities needed before a held-out identity split is worth making.
 _MIN_IDENTITIES_FOR_VALIDATION = 10
@@ -134,8 +134,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
     rng = np.random.default_rng(seed)
     # Module initialisation draws from torch's global generator: fork it so the
     # user's global RNG state is left exactly as it was.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded_torch(seed, device):
         module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
                        config["n_gcn_layers"], config["chain_network"]).to(device)
     with deterministic_torch(n_threads):
