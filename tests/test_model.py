@@ -105,7 +105,7 @@ def test_load_rejects_truncated_and_foreign_files(trained, tmp_path):
     with pytest.raises(ValueError, match="truncated or corrupted"):
         TrainedNetwork.load(tmp_path / "cut.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="not a readable skdanet network"):
+    with pytest.raises(ValueError, match="not a (readable|valid) skdanet network"):
         TrainedNetwork.load(tmp_path / "other.npz")
 
 
@@ -243,3 +243,62 @@ def test_pretrained_network_loads_by_name_and_clusters_real_faces(lfw_people):
     assert mean_f_score(y, labels) > best_raw
     with pytest.raises(ValueError, match="dlib128"):
         TrainedNetwork.pretrained("arcface512")
+
+
+def _write_network_file(path, header, arrays):
+    import json
+
+    text = header if isinstance(header, str) else json.dumps(header)
+    with open(path, "wb") as f:
+        np.savez(f, header=np.array(text), **{f"w/{k}": v for k, v in arrays.items()})
+
+
+def test_untrusted_network_files_are_refused_before_allocating(trained, tmp_path):
+    # Each file declares something it may not; load must say so with a
+    # ValueError naming the file, without building what it declares.
+    import tracemalloc
+
+    emb, _, _ = trained
+    net = emb.network_
+    header = {"format": "skdanet-network", "version": 1, "config": net.config}
+    cases = {
+        "huge_hidden": ({**header, "config": {**net.config, "hidden_size": 10**7}}, net.state),
+        "big_hidden": ({**header, "config": {**net.config, "hidden_size": 8000}}, net.state),
+        "big_endian": (header, {k: v.astype(">f4") for k, v in net.state.items()}),
+        "longdouble": (header, {k: v.astype(np.longdouble) for k, v in net.state.items()}),
+        "wrong_shape": (header, {**net.state, "chain.out.bias": np.zeros(3, np.float32)}),
+        "nested_json": ('{"format": "skdanet-network", "version": 1, "config": '
+                        + "[" * 100_000 + "]" * 100_000 + "}", net.state),
+        "bool_eps": ({**header, "config": {**net.config, "eps": True}}, net.state),
+    }
+    for name, (head, state) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        _write_network_file(path, head, state)
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=name + ".npz"):
+            TrainedNetwork.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 50 * 2**20, (name, peak)
+    text = tmp_path / "notes.npz"
+    text.write_text("hello, not a network")
+    with pytest.raises(ValueError, match="not a complete zip archive"):
+        TrainedNetwork.load(text)
+
+
+def test_a_large_declared_array_in_a_small_file_is_refused(trained, tmp_path):
+    # A member whose header declares far more data than the file stores.
+    import zipfile
+
+    emb, _, _ = trained
+    path = tmp_path / "liar.npz"
+    emb.network_.save(path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    key = next(n for n in members if n.endswith("chain.out.weight.npy"))
+    members[key] = members[key][: len(members[key]) // 2]
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match="bytes where its header declares"):
+        TrainedNetwork.load(path)

@@ -86,7 +86,7 @@ class TrainedNetwork:
                      c["n_gcn_layers"], c["chain_network"])
 
     def _check_state(self):
-        expected = {k: tuple(v.shape) for k, v in self._empty_module().state_dict().items()}
+        expected = _expected_shapes(self.config)
         got = {k: tuple(v.shape) for k, v in self.state.items()}
         if expected != got:
             missing = sorted(set(expected) - set(got))
@@ -141,36 +141,34 @@ class TrainedNetwork:
     def load(cls, path):
         """Read a network written by :meth:`save`.
 
-        Never unpickles: a file holding Python objects is rejected. Raises
-        ``ValueError`` for a truncated, corrupted, foreign or incompatible file.
+        The file is untrusted input: it is never unpickled, and its declared
+        configuration, array shapes, dtypes and sizes are checked against the
+        architecture and sane bounds before any array is read, so a small
+        file cannot make the load allocate much more than the weights it
+        declares. Raises ``ValueError`` naming the file and the problem for
+        anything that is not a valid network file.
         """
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                header = json.loads(str(npz["header"][()]))
-                state = {k[2:]: npz[k] for k in npz.files if k.startswith("w/")}
-        except (zipfile.BadZipFile, EOFError, KeyError, OSError, json.JSONDecodeError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
+            with zipfile.ZipFile(path) as archive:
+                header = _read_header(archive)
+                config = _validated_config(header.get("config"))
+                state = _read_weights(archive, config)
+        except FileNotFoundError:
+            raise
+        except _FileProblem as exc:
+            raise ValueError(f"{path!r} is not a valid skdanet network file: {exc}") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
             raise ValueError(
-                f"{path!r} is not a readable skdanet network file ({type(exc).__name__}: "
-                f"{exc}). It may be truncated or corrupted; save it again with "
-                "TrainedNetwork.save."
-            ) from exc
+                f"{path!r} is not a readable skdanet network file (not a complete zip "
+                f"archive: {exc}). It may be truncated or corrupted, or another kind of "
+                "file; save it again with TrainedNetwork.save.") from None
         except ValueError as exc:
-            raise ValueError(
-                f"{path!r} holds data that can only be read by unpickling, which skdanet "
-                f"never does for safety ({exc}). Use a file written by TrainedNetwork.save."
-            ) from exc
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path!r} is not an skdanet network file.")
-        if header.get("version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path!r} has network format version {header.get('version')!r}; this "
-                f"skdanet reads version {FORMAT_VERSION}. Re-export the network with the "
-                "skdanet release that trained it, or retrain."
-            )
-        return cls(header.get("config"), state)
+            raise ValueError(f"{path!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 -- any other failure is a bad file too
+            raise ValueError(f"{path!r} is not a valid skdanet network file "
+                             f"({type(exc).__name__}: {exc}).") from None
+        return cls(config, state)
 
     @classmethod
     def pretrained(cls, name="dlib128"):
@@ -216,6 +214,104 @@ class TrainedNetwork:
                 f"{c['chain_network']!r}, n_gcn_layers={c['n_gcn_layers']}, eps={c['eps']:.4g})")
 
 
+# Bounds on a network a file may declare: far above any face embedder's, far
+# below what would exhaust memory (checked before anything is allocated).
+_MAX_FEATURES = 65_536
+_MAX_HIDDEN = 8_192
+_MAX_GCN_LAYERS = 64
+_MAX_WEIGHT_BYTES = 2 * 2**30
+_MAX_HEADER_BYTES = 64 * 2**10
+_WEIGHT_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))
+
+
+class _FileProblem(Exception):
+    """A network file that declares something it may not."""
+
+
+def _expected_shapes(config):
+    """Parameter shapes of the declared architecture, without allocating them."""
+    with torch.device("meta"):
+        module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
+                       config["n_gcn_layers"], config["chain_network"])
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _array_header(archive, name):
+    """Shape and dtype of the .npy member ``name``, from its header alone."""
+    with archive.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise _FileProblem(f"member {name!r} has an unknown .npy version {version}")
+        return tuple(shape), dtype, f.tell()
+
+
+def _read_member(archive, name, shape, dtype):
+    """The array ``name`` after checking that its stored size is what it declares."""
+    info = archive.getinfo(name)
+    _, _, offset = _array_header(archive, name)
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if info.file_size != expected:
+        raise _FileProblem(f"member {name!r} holds {info.file_size} bytes where its header "
+                           f"declares {expected}")
+    with archive.open(name) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _read_header(archive):
+    names = set(archive.namelist())
+    if "header.npy" not in names:
+        raise _FileProblem("it has no header (not written by TrainedNetwork.save)")
+    shape, dtype, _ = _array_header(archive, "header.npy")
+    if dtype.hasobject:
+        raise _FileProblem("its header holds Python objects, which can only be read by "
+                           "unpickling, which skdanet never does for safety")
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_HEADER_BYTES:
+        raise _FileProblem(f"its header is {dtype} of shape {shape}, not a short JSON text")
+    text = str(_read_member(archive, "header.npy", shape, dtype)[()])
+    try:
+        header = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise _FileProblem(f"its header is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise _FileProblem("its header does not name the skdanet network format")
+    if header.get("version") != FORMAT_VERSION:
+        raise _FileProblem(
+            f"it has network format version {header.get('version')!r}; this skdanet reads "
+            f"version {FORMAT_VERSION}. Re-export the network with the skdanet release "
+            "that trained it, or retrain")
+    return header
+
+
+def _read_weights(archive, config):
+    expected = _expected_shapes(config)
+    members = {n[2:-4]: n for n in archive.namelist() if n.startswith("w/") and n.endswith(".npy")}
+    if set(members) != set(expected):
+        raise _FileProblem(f"its weights {sorted(members)} are not those of the declared "
+                           f"architecture {sorted(expected)}")
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in expected.values()) * 8
+    if total > _MAX_WEIGHT_BYTES:
+        raise _FileProblem(f"the declared architecture needs {total / 2**30:.1f} GiB of "
+                           "weights, more than any face network")
+    state = {}
+    for key, name in members.items():
+        shape, dtype, _ = _array_header(archive, name)
+        if shape != expected[key]:
+            raise _FileProblem(f"weight {key!r} has shape {shape}, the architecture "
+                               f"needs {expected[key]}")
+        if dtype.hasobject:
+            raise _FileProblem(f"weight {key!r} holds Python objects, which can only be read "
+                               "by unpickling, which skdanet never does for safety")
+        if dtype not in _WEIGHT_DTYPES:
+            raise _FileProblem(f"weight {key!r} is {dtype}; only little-endian float32 or "
+                               "float64 weights are read")
+        state[key] = _read_member(archive, name, shape, dtype)
+    return state
+
+
 def _validated_config(config):
     if not isinstance(config, dict):
         raise ValueError(f"Network config must be a dict, got {type(config).__name__}.")
@@ -231,6 +327,11 @@ def _validated_config(config):
                               or not np.isfinite(value)):
             raise ValueError(f"Network config {key!r} must be a finite number, got {value!r}.")
         out[key] = kind(value)
+    for key, bound in (("in_features", _MAX_FEATURES), ("n_components", _MAX_FEATURES),
+                       ("hidden_size", _MAX_HIDDEN), ("n_gcn_layers", _MAX_GCN_LAYERS)):
+        if out[key] > bound or (out[key] < 1 and key != "n_gcn_layers"):
+            raise ValueError(f"Network config {key!r} = {out[key]} is outside [1, {bound}]; "
+                             "the file is corrupted or was edited.")
     if out["eps"] <= 0:
         raise ValueError(f"Network config 'eps' must be a positive radius, got {out['eps']!r}; "
                          "the file is corrupted or was edited.")
