@@ -209,11 +209,12 @@ def test_metrics_bad_input():
 
 
 # deadline: each example must finish in 30 s (no hangs).
-@settings(max_examples=30, deadline=30_000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=30_000, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 25),
     d=st.integers(0, 5),
-    fill=st.sampled_from(["normal", "zeros", "const", "nan", "huge", "tiny"]),
+    fill=st.sampled_from(["normal", "zeros", "const", "nan", "huge", "tiny", "duplicates",
+                          "near_duplicates"]),
     k=st.integers(1, 40),
     length=st.integers(1, 6),
     tau=st.one_of(st.just("auto"), st.floats(-1, 1)),
@@ -229,11 +230,14 @@ def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised
         "nan": lambda: np.where(rng.random((n, d)) < 0.2, np.nan, 1.0),
         "huge": lambda: rng.normal(size=(n, d)) * 1e300,
         "tiny": lambda: rng.normal(size=(n, d)) * 1e-300,
+        # A few distinct rows, each repeated; and rows a hair apart (3e-8).
+        "duplicates": lambda: rng.normal(size=(max(1, n // 4), d))[rng.integers(0, max(1, n // 4), n)],
+        "near_duplicates": lambda: 1.0 + 3e-8 * rng.normal(size=(n, d)),
     }[fill]()
     y = rng.integers(0, 3, size=n) if supervised else None
     params = dict(k=k, max_chain_length=length, tau=tau, n_epochs=1, hidden_size=4,
                   random_state=0)
-    invalid = n < 2 or d == 0 or (fill == "nan" and n * d > 0)
+    invalid = n < 2 or d == 0 or bool(np.isnan(X).any())
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", UserWarning)  # clamped k, zero rows: warned, valid
         if invalid:
@@ -243,6 +247,11 @@ def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised
         out = run(Est(**params), X, y)
         again = run(Est(**params), X, y)
     np.testing.assert_array_equal(out, again)  # same seed, same result
+    if Est is DANetEmbedder and len(np.unique(X, axis=0)) == len(X):
+        # (Exact duplicate rows: see the strict xfail below.)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", UserWarning)
+            np.testing.assert_array_equal(Est(**params).fit_transform(X, y), out)
     if Est is DANetEmbedder:
         assert out.shape == (n, d)
         assert np.all(np.isfinite(out))
@@ -310,7 +319,7 @@ def test_load_rejects_other_format_version_and_mismatched_arrays(tmp_path):
     key = next(k for k in wrong if k.startswith("w/"))
     wrong[key] = np.zeros((3, 3), dtype=np.float32)
     np.savez(tmp_path / "shape.npz", **wrong)
-    with pytest.raises(ValueError, match="do not match the declared architecture"):
+    with pytest.raises(ValueError, match="do not match the declared architecture|the architecture needs"):
         TrainedNetwork.load(tmp_path / "shape.npz")
 
     bad_config = dict(header, config=dict(header["config"], hidden_size="big"))
@@ -454,3 +463,13 @@ def test_every_random_state_kind_is_accepted(random_state):
     X, y = make_face_like(200, random_state=random_state)
     assert X.shape == (200, 128)
     DANetEmbedder(**{**FAST, "random_state": random_state}).fit(X[:60], y[:60])
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: exact duplicate rows get different chains "
+                   "at fit (index tie-break), so transform cannot reproduce both")
+def test_fit_transform_equals_fit_then_transform_with_exact_duplicates():
+    rng = np.random.default_rng(14 * 31 + 2)
+    X = rng.normal(size=(3, 2))[rng.integers(0, 3, 14)]
+    params = dict(k=4, max_chain_length=2, n_epochs=1, hidden_size=4, random_state=0)
+    np.testing.assert_array_equal(DANetEmbedder(**params).fit_transform(X),
+                                  DANetEmbedder(**params).fit(X).transform(X))
