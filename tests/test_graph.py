@@ -307,3 +307,20 @@ def test_parent_forest_functions_refuse_bad_parents_instead_of_looping():
     n = 1000
     path = np.r_[np.arange(1, n), -1]
     np.testing.assert_array_equal(chain_roots(path), np.full(n, n - 1))
+
+
+def test_chain_memory_follows_the_chains_not_the_parameter(small_faces):
+    from skdanet import DANetEmbedder
+    from skdanet.graph import DensityGraph
+
+    X, y = small_faces
+    g = DensityGraph.build(X, 10, max_length=1000)
+    longest = int((g.chains >= 0).sum(axis=1).max())
+    assert g.chains.shape[1] == longest < 1000
+    np.testing.assert_array_equal(g.chains, DensityGraph.build(X, 10, max_length=longest).chains)
+    # The embedding does not depend on chain slots no chain fills.
+    params = dict(k=10, n_epochs=2, hidden_size=8, random_state=0)
+    a = DANetEmbedder(max_chain_length=1000, **params).fit(X, y)
+    b = DANetEmbedder(max_chain_length=longest + 1, **params).fit(X, y)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(a.transform(X[:7] * 2), b.transform(X[:7] * 2))

@@ -36,12 +36,16 @@ class DensityGraph:
         Next chain node of each face, -1 where its chain stops.
     parent_sim : ndarray of shape (n_samples,)
         Similarity of that step (NaN where there is none).
-    chains : ndarray of shape (n_samples, max_length), int64
-        Each face's density chain, itself first, padded with -1.
+    chains : ndarray of shape (n_samples, width), int64
+        Each face's density chain, itself first, padded with -1; ``width``
+        is the longest chain's length (at most ``max_length``), so memory
+        follows the chains, not the parameter.
     tau : float
         Clique threshold (Eq. 4).
     stop_threshold : float
         Chain stop threshold (Eq. 3).
+    max_length : int
+        The longest chain allowed (faces, the face itself included).
     index : NeighborIndex or None
         The search structure over the reference faces, for :meth:`place`.
     """
@@ -56,6 +60,7 @@ class DensityGraph:
     chains: np.ndarray
     tau: float
     stop_threshold: float
+    max_length: int
     index: NeighborIndex | None = None
 
     @classmethod
@@ -105,18 +110,14 @@ class DensityGraph:
         rank = density_rank(rho, key)
         parent, parent_sim = chain_parents(sims, idx, rank, stop_threshold)
         chains = density_chains(parent, max_length)
+        chains = chains[:, : max(1, int((chains >= 0).sum(axis=1).max(initial=1)))]
         return cls(sims, idx, rho, key, rank, parent, parent_sim, chains,
-                   float(tau), float(stop_threshold), index)
+                   float(tau), float(stop_threshold), int(max_length), index)
 
     @property
     def n_neighbors(self):
         """Neighbours per face (the self column excluded)."""
         return self.knn_sims.shape[1] - 1
-
-    @property
-    def max_length(self):
-        """Faces per chain, the face itself included."""
-        return self.chains.shape[1]
 
     @property
     def neighbors(self):
@@ -171,7 +172,10 @@ class DensityGraph:
         higher = is_higher(self.density[idx], self.tie_key[idx], idx,
                            rho[:, None], key[:, None], twin[:, None])
         first, _ = query_parents(sims, idx, higher, self.rank, self.stop_threshold)
-        return follow_parents(first, self.parent, self.max_length - 1), sims > self.tau
+        # A query's chain is itself then a reference chain: at most one longer
+        # than the longest of those.
+        width = min(self.max_length, self.chains.shape[1] + 1) - 1
+        return follow_parents(first, self.parent, width), sims > self.tau
 
 
 def build_density_graph(X, n_neighbors, **kwargs):
