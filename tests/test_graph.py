@@ -324,3 +324,25 @@ def test_chain_memory_follows_the_chains_not_the_parameter(small_faces):
     b = DANetEmbedder(max_chain_length=longest + 1, **params).fit(X, y)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
     np.testing.assert_array_equal(a.transform(X[:7] * 2), b.transform(X[:7] * 2))
+
+
+def test_concurrent_ivf_searches_leave_blas_threads_as_they_were():
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from skdanet.graph._ivf import IVFIndex
+
+    def blas_threads():
+        return sorted((i["internal_api"], i["num_threads"]) for i in threadpool_info()
+                      if i["user_api"] == "blas")
+
+    before = blas_threads()
+    X = make_face_like(3000, random_state=2)[0]
+    index = IVFIndex(X, random_state=0, n_jobs=2, list_size=100, n_probe=4)
+    workers = [threading.Thread(target=index.search, args=(X[i::8], 5)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert blas_threads() == before

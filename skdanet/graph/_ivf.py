@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+
+from ..utils._threads import one_blas_thread
 
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
 # similarities plus n / LIST_SIZE centroid similarities.
@@ -103,7 +104,7 @@ class IVFIndex:
         if n > KMEANS_SAMPLES_PER_LIST * n_lists:
             sample = R[np.sort(rng.choice(n, KMEANS_SAMPLES_PER_LIST * n_lists, replace=False))]
         # Threads over row blocks, one BLAS thread each: same index for any n_jobs.
-        with threadpool_limits(1), ThreadPoolExecutor(self.n_jobs) as pool:
+        with one_blas_thread(), ThreadPoolExecutor(self.n_jobs) as pool:
             self.centroids = spherical_kmeans(sample, n_lists, rng=rng, pool=pool)
             assign = _nearest_centroids(R, self.centroids, 1, pool)[:, 0]
         # Rows grouped by list, contiguous, so that a list is one slice.
@@ -125,7 +126,7 @@ class IVFIndex:
         centroids = self.centroids.astype(Q.dtype)
         starts = range(0, Q.shape[0], _QUERY_CHUNK)
         # One BLAS thread per worker: the products then do not depend on n_jobs.
-        with threadpool_limits(1), ThreadPoolExecutor(self.n_jobs) as pool:
+        with one_blas_thread(), ThreadPoolExecutor(self.n_jobs) as pool:
             for i, start in enumerate(starts, 1):
                 chunk = Q[start : start + _QUERY_CHUNK]
                 s, j = self._search_chunk(chunk, k, R_by_list, centroids, pool)
