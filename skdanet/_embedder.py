@@ -28,6 +28,7 @@ from .model import (
     TrainedNetwork,
     TrainingParams,
     deterministic_torch,
+    mean_direction,
     resolve_device,
     train_network,
 )
@@ -40,6 +41,11 @@ def _is_unknown(y):
         return y == -1
     return np.array([str(v) == "-1" for v in y], dtype=bool)
 
+
+# Cosine between the mean directions of the fitted faces and of the network's
+# training faces below which they are taken for another extractor's (one
+# extractor's sets agree above 0.8, even 20 faces; another's are near 0).
+_SAME_EXTRACTOR_MIN_AGREEMENT = 0.5
 
 # sklearn.cluster.DBSCAN's default radius: the output is scaled to it.
 _DBSCAN_DEFAULT_EPS = 0.5
@@ -429,6 +435,18 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 f"but X has {X.shape[1]} features. A network only works with features "
                 "of the extractor it was trained on; retrain on these features."
             )
+        trained_on = self.network.config.get("feature_direction")
+        if trained_on is not None:
+            agreement = float(mean_direction(l2_normalize(X, zero_rows="ignore"))
+                              @ np.asarray(trained_on))
+            if agreement < _SAME_EXTRACTOR_MIN_AGREEMENT:
+                warnings.warn(
+                    f"X does not look like the features this network was trained on: the "
+                    f"mean directions of the two sets of faces have cosine {agreement:.2f} "
+                    "(faces of one extractor agree above 0.8). Features of another "
+                    "extractor, or transformed ones, need a network of their own: fit "
+                    "without network= (label-free) or train on labelled faces of this "
+                    "extractor.", UserWarning, stacklevel=4)
         changed = [name for name, value in vars(TrainingParams.from_object(self)).items()
                    if value != getattr(TrainingParams, name)]
         if changed:

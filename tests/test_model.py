@@ -302,3 +302,22 @@ def test_a_large_declared_array_in_a_small_file_is_refused(trained, tmp_path):
             z.writestr(n, data)
     with pytest.raises(ValueError, match="bytes where its header declares"):
         TrainedNetwork.load(path)
+
+
+def test_a_network_warns_on_features_of_another_extractor(lfw_people):
+    # The shipped dlib network on rotated features (another "extractor": same
+    # statistics, another basis) would collapse them; it must say so.
+    import warnings
+
+    from skdanet import DANetEmbedder
+    from skdanet.datasets import make_face_like
+
+    net = TrainedNetwork.pretrained("dlib128")
+    assert len(net.config["feature_direction"]) == 128
+    X_other, _ = make_face_like(300, random_state=0)
+    with pytest.warns(UserWarning, match="another extractor"):
+        DANetEmbedder(network=net).fit(X_other)
+    X, _ = lfw_people
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DANetEmbedder(network=net).fit(X[:40])  # dlib faces: no warning

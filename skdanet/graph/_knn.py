@@ -43,9 +43,9 @@ def l2_normalize(X, *, zero_rows="raise"):
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64
-    zero_rows : {"raise", "warn"}, default="raise"
+    zero_rows : {"raise", "warn", "ignore"}, default="raise"
         What to do with zero rows: refuse them, or keep them as zero vectors
-        (similarity 0 to every face) with a warning.
+        (similarity 0 to every face), with a warning or silently.
 
     Returns
     -------
@@ -72,7 +72,8 @@ def l2_normalize(X, *, zero_rows="raise"):
         )
         if zero_rows == "raise":
             raise ValueError(message)
-        warnings.warn(message + " They are kept as zero vectors, similar to nothing "
+        if zero_rows == "warn":
+            warnings.warn(message + " They are kept as zero vectors, similar to nothing "
                       "and identical to each other.", UserWarning, stacklevel=3)
         norms[zero] = 1.0
     return (scaled / norms[:, None]).astype(X.dtype, copy=False)

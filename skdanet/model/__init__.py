@@ -10,7 +10,7 @@ from ._embedding import GraphEmbedding, embed_reference_nodes
 from ._modules import CHAIN_NETWORKS, DANet
 from ._network import TrainedNetwork
 from ._torch_state import deterministic_torch, resolve_device
-from ._trainer import TrainingParams, anchor_parents, train_network
+from ._trainer import TrainingParams, anchor_parents, mean_direction, train_network
 
 __all__ = [
     "CHAIN_NETWORKS",
@@ -21,6 +21,7 @@ __all__ = [
     "anchor_parents",
     "deterministic_torch",
     "embed_reference_nodes",
+    "mean_direction",
     "resolve_device",
     "train_network",
 ]

@@ -54,8 +54,10 @@ class TrainedNetwork:
         Architecture (``in_features``, ``hidden_size``, ``n_components``,
         ``n_gcn_layers``, ``chain_network``), the training loss settings
         (``pair_margin``, ``pair_scale``), ``eps``, the DBSCAN radius in the
-        learned space, and ``eps_source``: "calibrated" (on held-out labelled
-        people) or "loss" (the loss's boundary, label-free training).
+        learned space, ``eps_source``: "calibrated" (on held-out labelled
+        people) or "loss" (the loss's boundary, label-free training), and
+        ``feature_direction``: the unit mean of the training features, which
+        tells features of another extractor apart (optional).
     state : dict of str to ndarray
         The module's ``state_dict`` as numpy arrays.
     """
@@ -336,6 +338,15 @@ def _validated_config(config):
         raise ValueError(f"Network config 'eps' must be a positive radius, got {out['eps']!r}; "
                          "the file is corrupted or was edited.")
     out["eps_source"] = config.get("eps_source", "loss")
+    direction = config.get("feature_direction")
+    if direction is not None:
+        direction = np.asarray(direction, dtype=np.float64) if isinstance(direction, list) \
+            else None
+        if (direction is None or direction.shape != (out["in_features"],)
+                or not np.all(np.isfinite(direction))):
+            raise ValueError("Network config 'feature_direction' must be a list of "
+                             f"{out['in_features']} finite numbers.")
+        out["feature_direction"] = direction.tolist()
     if out["eps_source"] not in EPS_SOURCES:
         raise ValueError(f"Network config 'eps_source' must be one of {EPS_SOURCES}, got "
                          f"{out['eps_source']!r}.")

@@ -82,6 +82,14 @@ def anchor_parents(graph):
     return np.where(graph.parent_sim >= threshold, graph.parent, -1)
 
 
+def mean_direction(X):
+    """Unit mean of L2-normalised face features: face embeddings are far from
+    centred, so it identifies the extractor (zero vector if the mean is zero)."""
+    mean = np.asarray(X, dtype=np.float64).mean(axis=0)
+    norm = np.linalg.norm(mean)
+    return mean / norm if norm > 0 else mean
+
+
 def _identity_codes(y):
     return np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
 
@@ -130,6 +138,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
         "pair_scale": float(est.pair_scale),
         "eps": margin_radius(est.pair_margin),
         "eps_source": "loss",
+        "feature_direction": mean_direction(reference).tolist(),
     }
     rng = np.random.default_rng(seed)
     # Module initialisation draws from torch's global generator: fork it so the
