@@ -261,7 +261,9 @@ def write_rst(path, results, argv):
         lines += [title, "-" * len(title), "", ".. list-table::", "   :header-rows: 1", "",
                   "   * - method"] + [f"     - {label}" for _, label in COLUMNS]
         for method, cells in table(per_seed):
-            lines += [f"   * - {method}"] + [f"     - {c}" for c in cells]
+            # A trailing underscore (eps_) would be an rst reference.
+            lines += [f"   * - {method.replace('_', chr(92) + '_')}"]
+            lines += [f"     - {c}" for c in cells]
         lines.append("")
         for line in targets(per_seed):
             lines.append(f"* {line}")
