@@ -373,8 +373,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 network, history = train_network(
                     reference, graph, y, params=TrainingParams.from_object(self), rule=rule,
                     seed=seed, device=device, n_threads=threads, verbose=self.verbose)
-        # Everything is computed before any fitted attribute is set, so an
-        # exception or interrupt above leaves the estimator unfitted.
+        # The embedding passes below read these; if anything fails from here
+        # on, fit's unfitted_on_failure removes them again.
         self.reference_ = reference
         self.graph_ = graph
         self.k_ = k
