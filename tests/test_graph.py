@@ -346,3 +346,29 @@ def test_concurrent_ivf_searches_leave_blas_threads_as_they_were():
     for w in workers:
         w.join()
     assert blas_threads() == before
+
+
+def test_ivf_memory_stays_bounded_with_many_identical_rows():
+    # Identical faces share one inverted list; its similarity block must not
+    # grow with the square of its size (and the result must not change).
+    import tracemalloc
+
+    import skdanet.graph._ivf as ivf
+
+    X = make_face_like(12_000, random_state=4)[0]
+    X[:6000] = X[0]
+    tracemalloc.start()
+    sims, idx = knn_graph(X, 10, method="ivf", random_state=0, n_jobs=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 300 * 2**20, peak / 2**20  # one block for the list: 614 MB
+    np.testing.assert_allclose(sims[:6000, 1:], 1.0, atol=1e-6)  # duplicates find each other
+    original = ivf._LIST_BLOCK_ELEMENTS
+    try:
+        ivf._LIST_BLOCK_ELEMENTS = 2**40  # one block per list: the same graph
+        unblocked = knn_graph(X, 10, method="ivf", random_state=0, n_jobs=2)
+    finally:
+        ivf._LIST_BLOCK_ELEMENTS = original
+    # The same graph up to which of several identical faces fills a tied slot.
+    np.testing.assert_array_equal(unblocked[0], sims)
+    np.testing.assert_array_equal(X[unblocked[1]], X[idx])

@@ -30,6 +30,8 @@ KMEANS_SAMPLES_PER_LIST = 48
 # Queries are processed in chunks; a chunk's candidate buffers take
 # chunk * n_probe * k * 12 bytes (about 300 MB at k=30).
 _QUERY_CHUNK = 32_768
+# Similarities computed at once between the queries of one list and its rows.
+_LIST_BLOCK_ELEMENTS = 2**22
 _CENTROID_BLOCK = 8_192
 
 
@@ -151,14 +153,19 @@ class IVFIndex:
             lo, hi = self.offsets[lst], self.offsets[lst + 1]
             if pairs.size == 0 or hi == lo:
                 return
-            q, slot = pairs // p, pairs % p
-            S = Q[q] @ R_by_list[lo:hi].T
             m = min(k, hi - lo)
-            # argpartition of S itself: partitioning a negated copy costs twice as much.
-            top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] if m < hi - lo \
-                else np.broadcast_to(np.arange(hi - lo), S.shape)
-            cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
-            cand_idx[q, slot, :m] = self.members[lo + top]
+            # Queries in blocks, so that the similarity block stays bounded even
+            # when one list is huge (many identical faces share one list).
+            step = max(1, _LIST_BLOCK_ELEMENTS // (hi - lo))
+            for start in range(0, len(pairs), step):
+                part = pairs[start : start + step]
+                q, slot = part // p, part % p
+                S = Q[q] @ R_by_list[lo:hi].T
+                # argpartition of S itself: partitioning a negated copy costs twice as much.
+                top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] \
+                    if m < hi - lo else np.broadcast_to(np.arange(hi - lo), S.shape)
+                cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
+                cand_idx[q, slot, :m] = self.members[lo + top]
 
         # Each (query, slot) cell belongs to one list: the workers write disjoint
         # cells. list() propagates a worker's exception.
