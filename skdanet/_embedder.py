@@ -35,6 +35,28 @@ from .model import (
 from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
 from .utils._progress import BatchProgress, StageTimer
 
+def _one_embedding_per_face(reference, Z):
+    """``Z`` with identical rows of ``reference`` given one embedding: their mean.
+
+    Identical faces sit at different places of the density order (ties are
+    broken by index), so their chains, and embeddings, differ; but they are
+    one face, and ``transform`` of that face must give one answer. Rows
+    without a duplicate are returned untouched.
+    """
+    _, group, counts = np.unique(reference, axis=0, return_inverse=True, return_counts=True)
+    group = group.ravel()
+    shared = counts[group] > 1
+    if not shared.any():
+        return Z
+    means = np.zeros((len(counts), Z.shape[1]), dtype=np.float64)
+    np.add.at(means, group[shared], Z[shared])
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    np.divide(means, norms, out=means, where=norms > 0)
+    out = Z.copy()
+    out[shared] = means[group[shared]].astype(Z.dtype)
+    return out
+
+
 def _is_unknown(y):
     """Where ``y`` is -1 (or "-1"): a face of unknown identity, like noise in labels_."""
     if np.issubdtype(y.dtype, np.number):
@@ -389,8 +411,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self._reference_phi = embedding.clique_embeddings(BatchProgress(
                 self.verbose, "clique embeddings", n, -(-n // self.inference_batch_size)))
         with timer("chain network"):
-            self._reference_embedding = self._embed(reference, graph.reference_neighbours,
-                                                    "chain network")
+            self._reference_embedding = _one_embedding_per_face(
+                reference, self._embed(reference, graph.reference_neighbours, "chain network"))
         # The output's expansion and scale: computed by fit and fit_transform;
         # DensityChainClustering clusters with its own rule and skips them.
         self._output_state = None
@@ -496,6 +518,10 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Z = self._embed(Q, lambda start, stop: (sims[start:stop], idx[start:stop],
                                                 twin[start:stop]), "transform")
         expanded = self._output_rule.expand_new(Z, idx, self._reference_embedding)
+        # A row identical to a fitted face is that face: its output, whichever
+        # of several identical fitted faces the search found.
+        known = twin >= 0
+        expanded[known] = self._expanded_output()[0][twin[known]]
         return self._output(expanded).astype(X.dtype, copy=False)
 
     # The output is clustered by DBSCAN at its default radius (and

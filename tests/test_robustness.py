@@ -247,8 +247,7 @@ def test_fuzz_valid_result_or_clear_error(n, d, fill, k, length, tau, supervised
         out = run(Est(**params), X, y)
         again = run(Est(**params), X, y)
     np.testing.assert_array_equal(out, again)  # same seed, same result
-    if Est is DANetEmbedder and len(np.unique(X, axis=0)) == len(X):
-        # (Exact duplicate rows: see the strict xfail below.)
+    if Est is DANetEmbedder:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", UserWarning)
             np.testing.assert_array_equal(Est(**params).fit_transform(X, y), out)
@@ -465,11 +464,14 @@ def test_every_random_state_kind_is_accepted(random_state):
     DANetEmbedder(**{**FAST, "random_state": random_state}).fit(X[:60], y[:60])
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: exact duplicate rows get different chains "
-                   "at fit (index tie-break), so transform cannot reproduce both")
 def test_fit_transform_equals_fit_then_transform_with_exact_duplicates():
     rng = np.random.default_rng(14 * 31 + 2)
     X = rng.normal(size=(3, 2))[rng.integers(0, 3, 14)]
     params = dict(k=4, max_chain_length=2, n_epochs=1, hidden_size=4, random_state=0)
     np.testing.assert_array_equal(DANetEmbedder(**params).fit_transform(X),
                                   DANetEmbedder(**params).fit(X).transform(X))
+    # Identical faces, one embedding.
+    Z = DANetEmbedder(**params).fit_transform(X)
+    for row in np.unique(X, axis=0):
+        same = np.all(X == row, axis=1)
+        assert len(np.unique(Z[same], axis=0)) == 1
