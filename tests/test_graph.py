@@ -372,3 +372,32 @@ def test_ivf_memory_stays_bounded_with_many_identical_rows():
     # The same graph up to which of several identical faces fills a tied slot.
     np.testing.assert_array_equal(unblocked[0], sims)
     np.testing.assert_array_equal(X[unblocked[1]], X[idx])
+
+
+def test_public_graph_functions_say_what_is_wrong_with_their_input(small_faces):
+    from skdanet.graph import (
+        chain_parents,
+        clique_mask,
+        density,
+        density_rank,
+        knn_graph,
+        pruned_cliques,
+    )
+
+    X, _ = small_faces
+    sims, idx = knn_graph(X, 5)
+    rank = density_rank(density(sims), np.zeros(len(X)))
+    bad_sims = sims.copy()
+    bad_sims[3, 2] = np.nan
+    with pytest.raises(ValueError, match="knn_sims must be a 2-d float array"):
+        density(sims[:, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        clique_mask(bad_sims, 0.5)
+    with pytest.raises(ValueError, match="knn_indices must be an integer array"):
+        pruned_cliques(sims, idx[:, :3], 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        chain_parents(sims, idx + len(X), rank, 0.5)
+    with pytest.raises(ValueError, match="rank must be"):
+        chain_parents(sims, idx, rank[:-1], 0.5)
+    with pytest.raises(ValueError, match="tie_key must be"):
+        density_rank(density(sims), np.zeros(3))

@@ -12,6 +12,7 @@ towards the root. All of it is vectorised over the nodes.
 import numpy as np
 
 from ._density import is_higher
+from ._validation import check_knn, check_per_face
 
 
 def chain_parents(knn_sims, knn_indices, rank, stop_threshold):
@@ -33,8 +34,10 @@ def chain_parents(knn_sims, knn_indices, rank, stop_threshold):
     parent_sim : ndarray of shape (n_samples,), float64
         Similarity of the step (NaN where there is none).
     """
-    sims = np.asarray(knn_sims)[:, 1:]
-    idx = np.asarray(knn_indices)[:, 1:]
+    knn_sims, knn_indices = check_knn(knn_sims, knn_indices)
+    rank = check_per_face("rank", rank, len(knn_sims))
+    sims = knn_sims[:, 1:]
+    idx = knn_indices[:, 1:]
     higher = rank[idx] > rank[:, None]
     return _best_step(sims, idx, higher, rank, stop_threshold)
 

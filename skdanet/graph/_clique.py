@@ -6,13 +6,15 @@ are probably the same person, the local context of the clique network.
 
 import numpy as np
 
+from ._validation import check_knn
+
 
 def clique_mask(knn_sims, tau):
     """Boolean mask of the kNN columns that belong to each node's pruned clique.
 
     Column 0 (the node itself) always belongs.
     """
-    mask = np.asarray(knn_sims) > tau
+    mask = check_knn(knn_sims) > tau
     mask[:, 0] = True
     return mask
 
@@ -28,6 +30,7 @@ def pruned_cliques(knn_sims, knn_indices, tau):
     sims : ndarray of shape (nnz,)
         Their similarity to ``c``.
     """
+    knn_sims, knn_indices = check_knn(knn_sims, knn_indices)
     mask = clique_mask(knn_sims, tau)
     indptr = np.zeros(mask.shape[0] + 1, dtype=np.int64)
     np.cumsum(mask.sum(axis=1), out=indptr[1:])

@@ -9,6 +9,8 @@ does not depend on row order.
 
 import numpy as np
 
+from ._validation import check_knn, check_per_face
+
 _TIE_BREAK_SEED = 20200614  # fixed: the tie-break must not depend on any user seed
 
 
@@ -25,7 +27,7 @@ def density(knn_sims):
     -------
     rho : ndarray of shape (n_samples,), float64
     """
-    return np.asarray(knn_sims)[:, 1:].sum(axis=1, dtype=np.float64)
+    return check_knn(knn_sims)[:, 1:].sum(axis=1, dtype=np.float64)
 
 
 def tie_break_key(X):
@@ -51,6 +53,8 @@ def density_rank(rho, tie_key):
     rank : ndarray of shape (n_samples,), int64
         0 for the lowest row, n_samples - 1 for the highest.
     """
+    rho = check_per_face("rho", rho, len(np.asarray(rho)))
+    tie_key = check_per_face("tie_key", tie_key, len(rho))
     n = len(rho)
     order = np.lexsort((np.arange(n), tie_key, rho))
     rank = np.empty(n, dtype=np.int64)
