@@ -321,3 +321,36 @@ def test_a_network_warns_on_features_of_another_extractor(lfw_people):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DANetEmbedder(network=net).fit(X[:40])  # dlib faces: no warning
+
+
+@pytest.mark.parametrize("dtype", [">f4", np.longdouble, np.float16, np.int32])
+def test_weights_given_directly_must_be_little_endian_float32_or_64(trained, dtype):
+    emb, _, _ = trained
+    state = {k: v.astype(dtype) for k, v in emb.network_.state.items()}
+    with pytest.raises(ValueError, match="little-endian float32"):
+        TrainedNetwork(emb.network_.config, state)
+
+
+def test_readers_never_see_a_partly_written_file_while_it_is_saved_again(trained, tmp_path):
+    import threading
+
+    emb, _, _ = trained
+    path = tmp_path / "net.npz"
+    emb.network_.save(path)
+    stop, failures, loads = threading.Event(), [], [0]
+
+    def read():
+        while not stop.is_set():
+            try:
+                TrainedNetwork.load(path)
+                loads[0] += 1
+            except ValueError as exc:  # a partial file would be refused
+                failures.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(40):
+        emb.network_.save(path)
+    stop.set()
+    reader.join()
+    assert failures == [] and loads[0] > 0

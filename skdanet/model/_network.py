@@ -100,8 +100,9 @@ class TrainedNetwork:
                 f"{wrong}. The file is corrupted or was edited; retrain or re-export it."
             )
         for k, v in self.state.items():
-            if not np.issubdtype(v.dtype, np.floating) or not np.all(np.isfinite(v)):
-                raise ValueError(f"Network weight {k!r} is not a finite float array.")
+            if v.dtype not in _WEIGHT_DTYPES or not np.all(np.isfinite(v)):
+                raise ValueError(f"Network weight {k!r} is not a finite little-endian float32 "
+                                 f"or float64 array (got {v.dtype}).")
 
     @property
     def in_features(self):
