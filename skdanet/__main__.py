@@ -76,8 +76,8 @@ B3 P / R / F: BCubed precision, recall, F (the same, averaged face by face);
 clusters: clusters found; sec: seconds, radius search (DBSCAN) or training and clustering
 (DA-Net) included. eps: DBSCAN's radius between unit-norm rows, for raw DBSCAN the one
 chosen on the training people; for DA-Net the radius that linked faces in its embedding
-after query expansion (each face averaged with its 4 most similar neighbours), before the
-pieces it found were merged (DensityChainClustering's two stages).""")
+after query expansion (each face averaged with its 4 most similar neighbours): the radius
+calibrated on held-out training people, carried into that space.""")
     return rows
 
 
