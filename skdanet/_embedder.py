@@ -35,6 +35,7 @@ from .model import (
 from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
 from .utils._progress import BatchProgress, StageTimer
 
+
 def _one_embedding_per_face(reference, Z):
     """``Z`` with identical rows of ``reference`` given one embedding: their mean.
 
@@ -515,13 +516,18 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
         sims, idx, twin = self.graph_.query_neighbours(Q)
-        Z = self._embed(Q, lambda start, stop: (sims[start:stop], idx[start:stop],
-                                                twin[start:stop]), "transform")
-        expanded = self._output_rule.expand_new(Z, idx, self._reference_embedding)
         # A row identical to a fitted face is that face: its output, whichever
-        # of several identical fitted faces the search found.
+        # of several identical fitted faces the search found. Only the others
+        # go through the network.
+        fitted = self._expanded_output()[0]
+        expanded = np.empty((len(Q), fitted.shape[1]), dtype=fitted.dtype)
         known = twin >= 0
-        expanded[known] = self._expanded_output()[0][twin[known]]
+        expanded[known] = fitted[twin[known]]
+        new = np.flatnonzero(~known)
+        if new.size:
+            Z = self._embed(Q[new], lambda start, stop: (
+                sims[new[start:stop]], idx[new[start:stop]], twin[new[start:stop]]), "transform")
+            expanded[new] = self._output_rule.expand_new(Z, idx[new], self._reference_embedding)
         return self._output(expanded).astype(X.dtype, copy=False)
 
     # The output is clustered by DBSCAN at its default radius (and

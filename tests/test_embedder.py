@@ -237,7 +237,9 @@ def test_verbose_reports_batch_progress(capsys):
     X, y = small()
     emb = DANetEmbedder(k=8, n_epochs=1, random_state=0, inference_batch_size=50).fit(X, y)
     capsys.readouterr()
-    emb.set_params(verbose=1).transform(X)
+    # New faces (the fitted ones are looked up, not embedded again).
+    new = X + 1e-3 * np.random.default_rng(1).standard_normal(X.shape)
+    emb.set_params(verbose=1).transform(new)
     out = capsys.readouterr().out
     # The last batch is always reported: batch i of m, count, rate and ETA.
     assert "transform: batch 3/3 (120/120 faces)" in out and "faces/s, ETA" in out
@@ -277,3 +279,15 @@ def test_label_free_network_is_the_weight_average(lfw_subset, monkeypatch):
     seen.clear()
     DANetEmbedder(k=10, n_epochs=2, random_state=0).fit(X, y)
     assert seen == []
+
+
+def test_transform_of_fitted_faces_is_their_fitted_output_without_the_network(monkeypatch):
+    X, y = small()
+    emb = DANetEmbedder(k=8, n_epochs=1, random_state=0).fit(X, y)
+    expected = emb.transform(X[::-1])
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fitted faces went through the network again")
+
+    monkeypatch.setattr(emb, "_embed", no_network)
+    np.testing.assert_array_equal(emb.transform(X[::-1]), expected)

@@ -84,6 +84,11 @@ def follow_parents(start, parent, length):
     start = check_parents(start, len(parent))
     if int(length) < 0:
         raise ValueError(f"length must be >= 0, got {length}.")
+    return _follow(start, parent, length)
+
+
+def _follow(start, parent, length):
+    """:func:`follow_parents` on arrays already checked (the graph's own, per batch)."""
     chains = np.full((start.shape[0], length), -1, dtype=np.int64)
     if length == 0:
         return chains

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._chain import chain_parents, density_chains, follow_parents, query_parents
+from ._chain import _follow, chain_parents, density_chains, query_parents
 from ._clique import clique_mask, otsu_threshold
 from ._density import density, density_rank, is_higher, tie_break_key
 from ._knn import NeighborIndex, knn_graph
@@ -175,7 +175,8 @@ class DensityGraph:
         # A query's chain is itself then a reference chain: at most one longer
         # than the longest of those.
         width = min(self.max_length, self.chains.shape[1] + 1) - 1
-        return follow_parents(first, self.parent, width), sims > self.tau
+        # The graph's own parents and the steps just found: nothing to check.
+        return _follow(first, self.parent, width), sims > self.tau
 
 
 def build_density_graph(X, n_neighbors, **kwargs):

@@ -252,10 +252,9 @@ def _array_header(archive, name):
         return tuple(shape), dtype, f.tell()
 
 
-def _read_member(archive, name, shape, dtype):
-    """The array ``name`` after checking that its stored size is what it declares."""
+def _read_member(archive, name, shape, dtype, offset):
+    """The array ``name`` (header ending at ``offset``), its stored size checked first."""
     info = archive.getinfo(name)
-    _, _, offset = _array_header(archive, name)
     expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if info.file_size != expected:
         raise _FileProblem(f"member {name!r} holds {info.file_size} bytes where its header "
@@ -268,13 +267,13 @@ def _read_header(archive):
     names = set(archive.namelist())
     if "header.npy" not in names:
         raise _FileProblem("it has no header (not written by TrainedNetwork.save)")
-    shape, dtype, _ = _array_header(archive, "header.npy")
+    shape, dtype, offset = _array_header(archive, "header.npy")
     if dtype.hasobject:
         raise _FileProblem("its header holds Python objects, which can only be read by "
                            "unpickling, which skdanet never does for safety")
     if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_HEADER_BYTES:
         raise _FileProblem(f"its header is {dtype} of shape {shape}, not a short JSON text")
-    text = str(_read_member(archive, "header.npy", shape, dtype)[()])
+    text = str(_read_member(archive, "header.npy", shape, dtype, offset)[()])
     try:
         header = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -301,7 +300,7 @@ def _read_weights(archive, config):
                            "weights, more than any face network")
     state = {}
     for key, name in members.items():
-        shape, dtype, _ = _array_header(archive, name)
+        shape, dtype, offset = _array_header(archive, name)
         if shape != expected[key]:
             raise _FileProblem(f"weight {key!r} has shape {shape}, the architecture "
                                f"needs {expected[key]}")
@@ -311,7 +310,7 @@ def _read_weights(archive, config):
         if dtype not in _WEIGHT_DTYPES:
             raise _FileProblem(f"weight {key!r} is {dtype}; only little-endian float32 or "
                                "float64 weights are read")
-        state[key] = _read_member(archive, name, shape, dtype)
+        state[key] = _read_member(archive, name, shape, dtype, offset)
     return state
 
 
