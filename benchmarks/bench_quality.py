@@ -100,35 +100,36 @@ def timed(fn):
 
 def raw_rows(Xn, y, tr, te, wanted):
     rows = {}
+    # One array per half, so that Infomap's kNN graph of each is built once.
+    Xtr, Xte = Xn[tr], Xn[te]
 
-    def add(name, tune, grid, cluster):
+    def add(name, grid, cluster):
         if not wanted(name):
             return
+
         def run():
-            value, _ = best_threshold(lambda v: cluster(Xn[tr], v), grid, y[tr])
-            return cluster(Xn[te], value)
+            value, _ = best_threshold(lambda v: cluster(Xtr, v), grid, y[tr])
+            return cluster(Xte, value)
         labels, seconds = timed(run)
         rows[name] = {**clustering_report(y[te], labels), "seconds": seconds}
 
-    add("DBSCAN raw", True, RAW_EPS_GRID,
-        lambda X, v: DBSCAN(eps=v, min_samples=1).fit_predict(X))
-    add("HDBSCAN raw", True, np.array([2, 3, 4]),
+    add("DBSCAN raw", RAW_EPS_GRID, lambda X, v: DBSCAN(eps=v, min_samples=1).fit_predict(X))
+    add("HDBSCAN raw", np.array([2, 3, 4]),
         lambda X, v: HDBSCAN(min_cluster_size=int(v), copy=True).fit_predict(X))
-    add("HAC average raw", True, HAC_GRID, hac_labels)
+    add("HAC average raw", HAC_GRID, hac_labels)
     try:
         import infomap  # noqa: F401
     except ImportError:
         print("# infomap not installed: pip install -e '.[benchmarks]'", file=sys.stderr)
     else:
-        cache = {}
+        graphs = {}
 
         def infomap_on(X, v):
-            key = id(X)
-            if key not in cache:
-                cache[key] = (X, knn_graph(X, INFOMAP_K))
-            return infomap_labels(X, v, cache[key][1])
+            if id(X) not in graphs:  # X is Xtr or Xte, alive for the whole function
+                graphs[id(X)] = knn_graph(X, INFOMAP_K)
+            return infomap_labels(X, v, graphs[id(X)])
 
-        add("Infomap raw (kNN graph)", True, INFOMAP_GRID, infomap_on)
+        add("Infomap raw (kNN graph)", INFOMAP_GRID, infomap_on)
     return rows
 
 
