@@ -32,7 +32,8 @@ from .model import (
     resolve_device,
     train_network,
 )
-from .utils._fitting import effective_threads, seed_from, unfitted_on_failure
+from .utils._fitting import seed_from, unfitted_on_failure
+from .utils._parallel import resolve_n_jobs
 from .utils._progress import BatchProgress, StageTimer
 
 
@@ -133,6 +134,13 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         start.
     batch_size : int, default=512
         Faces per training batch (grouped by kNN neighbourhood).
+    max_epoch_steps : int or None, default=16
+        Most optimisation steps (batches) per epoch. Above
+        ``max_epoch_steps * batch_size`` faces an epoch trains on a fresh
+        random sample of neighbourhoods instead of on every face, so training
+        time stops growing with the number of faces (the network is
+        inductive: it embeds the faces it did not train on the same way).
+        None: every face, every epoch.
     inference_batch_size : int, default=4096
         Faces embedded at a time by ``transform`` (and after ``fit``): bounds
         the memory of the clique and chain networks at inference, whatever
@@ -165,9 +173,16 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     device : str, default="cpu"
         Torch device for training and inference ("cpu", "cuda").
     n_jobs : int or None, default=None
-        Threads for the kNN search and for torch. None means 1 unless in a
-        :func:`joblib.parallel_config` context, -1 means all processors. The
-        result is the same for any value.
+        Workers for the row-parallel stages: kNN queries, the embedding of
+        every face in blocks (after fit, in ``transform``, and for label-free
+        re-labelling), each worker on one torch and one BLAS thread. None
+        means every core (as scikit-learn's OpenMP estimators do), or the
+        ``n_jobs`` of an enclosing :func:`joblib.parallel_config`; -1 all
+        cores. They run through joblib, so inside ``with
+        joblib.parallel_backend("dask"):`` they run on a Dask cluster.
+        Training steps run on one torch thread whatever ``n_jobs`` (their
+        matrices are too small to gain from more; see the user guide). The
+        result is the same bits for any value and any backend.
     random_state : int, RandomState instance, Generator or None, default=None
         Seeds initialisation, batch order, the validation split and the kNN
         index. An int gives bit-identical results run to run.
@@ -245,6 +260,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "chain_network": [StrOptions(set(CHAIN_NETWORKS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "max_epoch_steps": [Interval(Integral, 1, None, closed="left"), None],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -274,6 +290,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         chain_network="attention",
         n_epochs=30,
         batch_size=512,
+        max_epoch_steps=16,
         inference_batch_size=4096,
         learning_rate=1e-3,
         weight_decay=1e-5,
@@ -299,6 +316,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.chain_network = chain_network
         self.n_epochs = n_epochs
         self.batch_size = batch_size
+        self.max_epoch_steps = max_epoch_steps
         self.inference_batch_size = inference_batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -373,14 +391,14 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self._check_network(X)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
-        threads = effective_threads(self.n_jobs)
+        n_jobs = resolve_n_jobs(self.n_jobs)
         timer = StageTimer(self.verbose)
 
         reference = l2_normalize(X, zero_rows="warn")
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
         with timer("kNN graph"):
             index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
-                                  n_jobs=threads,
+                                  n_jobs=n_jobs,
                                   progress=BatchProgress(self.verbose, "kNN search",
                                                          len(reference)))
             knn = knn_graph(reference, k, normalize=False, index=index)
@@ -395,7 +413,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             with timer("training"):
                 network, history = train_network(
                     reference, graph, y, params=TrainingParams.from_object(self), rule=rule,
-                    seed=seed, device=device, n_threads=threads, verbose=self.verbose)
+                    seed=seed, device=device, n_jobs=n_jobs, verbose=self.verbose)
         # The embedding passes below read these; if anything fails from here
         # on, fit's unfitted_on_failure removes them again.
         self.reference_ = reference
@@ -405,10 +423,10 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.chain_threshold_ = graph.stop_threshold
         self.network_ = network
         self.history_ = history
-        with timer("clique network"), deterministic_torch(threads):
+        with timer("clique network"), deterministic_torch(1):
             n = len(reference)
             embedding = GraphEmbedding(network, reference, graph, device=device,
-                                       batch_size=self.inference_batch_size)
+                                       batch_size=self.inference_batch_size, n_jobs=n_jobs)
             self._reference_phi = embedding.clique_embeddings(BatchProgress(
                 self.verbose, "clique embeddings", n, -(-n // self.inference_batch_size)))
         with timer("chain network"):
@@ -482,10 +500,12 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """Embed the rows of ``Q`` placed in the graph; ``neighbours(start, stop)`` places them."""
         embedding = GraphEmbedding(self.network_, self.reference_, self.graph_,
                                    device=resolve_device(self.device),
-                                   batch_size=self.inference_batch_size)
+                                   batch_size=self.inference_batch_size,
+                                   n_jobs=resolve_n_jobs(self.n_jobs))
         n_batches = -(-len(Q) // self.inference_batch_size)
         progress = BatchProgress(self.verbose, stage, len(Q), n_batches)
-        with deterministic_torch(effective_threads(self.n_jobs)):
+        # One torch thread per worker: workers split the rows instead.
+        with deterministic_torch(1):
             return embedding.embed(Q, neighbours, self._reference_phi, progress=progress)
 
     # ------------------------------------------------------------ transform

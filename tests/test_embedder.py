@@ -170,13 +170,16 @@ def test_same_result_for_any_n_jobs():
 
 
 def test_n_jobs_means_what_it_means_in_scikit_learn():
-    from skdanet.utils._fitting import effective_threads
+    from skdanet.utils._parallel import resolve_n_jobs
 
-    assert effective_threads(None) == 1
-    assert effective_threads(-1) == joblib.cpu_count()
-    assert effective_threads(2) == 2
+    # None: every core, as scikit-learn's OpenMP estimators; a joblib context decides inside it.
+    assert resolve_n_jobs(None) == joblib.cpu_count()
+    with joblib.parallel_config(n_jobs=1):
+        assert resolve_n_jobs(None) == 1
+    assert resolve_n_jobs(-1) == joblib.cpu_count()
+    assert resolve_n_jobs(2) == 2
     with joblib.parallel_config(n_jobs=2):
-        assert effective_threads(None) == 2
+        assert resolve_n_jobs(None) == 2
     with pytest.raises(ValueError):
         DANetEmbedder(n_jobs=0, k=5, n_epochs=1).fit(small()[0])
 

@@ -1,19 +1,26 @@
-"""DBSCAN restricted to the pairs of a kNN graph: O(n k) time and memory.
+"""DBSCAN in memory that does not depend on how the faces cluster.
 
 Exact DBSCAN needs every pair of points within ``eps``; on a million faces
-that is a radius search over the whole set. Face clustering only ever links a
-face to faces among its nearest neighbours, so here the candidate pairs are the
-edges of the kNN graph the embedding was computed on, with their distances
-measured in the embedding. With ``k`` at least the number of faces a person can
-have within ``eps`` this equals exact DBSCAN (with ``k = n - 1`` it is
-:class:`sklearn.cluster.DBSCAN`).
+that is a radius search over the whole set, and :class:`sklearn.cluster.DBSCAN`
+holds all those pairs at once (memory growing with the squared cluster sizes).
+Two forms here:
+
+- :func:`graph_dbscan`: face clustering only ever links a face to faces among
+  its nearest neighbours, so the candidate pairs are the edges of the kNN
+  graph the embedding was computed on, with their distances measured in the
+  embedding: O(n k) time and memory. With ``k`` at least the number of faces a
+  person can have within ``eps`` this equals exact DBSCAN.
+- :func:`exact_dbscan`: every pair, in row blocks, keeping only a spanning
+  forest of what is linked so far: O(n^2) time, O(n) memory.
 """
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 _EDGE_BLOCK = 65_536
+# Pair distances held at a time by exact_dbscan (32 MB of float64).
+_PAIR_BLOCK_ELEMENTS = 2**22
 
 
 def knn_edge_distances(Z, neighbors, reference=None):
@@ -97,6 +104,144 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
             first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
             labels[border[r[first]]] = labels[c[first]]
     return number_by_first_point(labels)
+
+
+def exact_dbscan(Z, eps, min_samples=1):
+    """DBSCAN labels of the rows of ``Z`` over all pairs, in O(n) memory.
+
+    The same clusters as :class:`sklearn.cluster.DBSCAN` (Euclidean);
+    with ``min_samples > 1`` a border point joins its nearest core point's
+    cluster, as in :func:`graph_dbscan` (scikit-learn gives it to whichever
+    cluster reaches it first). Distances are computed ``_PAIR_BLOCK_ELEMENTS``
+    at a time; links found so far are kept as a spanning forest (each point
+    linked to the first point of its component), so memory stays O(n) however
+    large the clusters.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+        Clusters numbered by their first point, -1 for noise.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n = len(Z)
+    core = np.ones(n, dtype=bool)
+    if min_samples > 1:
+        n_within = np.zeros(n, dtype=np.int64)
+        for rows, near in _pairs_within(Z, eps):
+            n_within[rows] = near.sum(axis=1)
+        core = n_within >= min_samples
+    core_index = np.flatnonzero(core)
+    root = np.arange(n)
+    pending_rows, pending_cols, pending = [], [], 0
+    nearest_core = np.full(n, -1, dtype=np.int64)
+    all_core = core.all()
+    for rows, near, squared_distances in _pairs_within(Z, eps, with_distances=True):
+        core_rows = core[rows]
+        near_core = near if all_core else near[:, core_index]
+        # A core row's links, as (row, root of the linked point) pairs: a
+        # person's hundreds of photos reduce to the one root they already share.
+        r, c = _distinct_roots(near_core if all_core else near_core[core_rows],
+                               root[core_index])
+        pending_rows.append(rows[core_rows][r])
+        pending_cols.append(c)
+        pending += r.size
+        if pending > 2 * n:
+            root = _spanning_roots(root, pending_rows, pending_cols)
+            pending_rows, pending_cols, pending = [], [], 0
+        if all_core:
+            continue
+        border = ~core_rows & near_core.any(axis=1)
+        if border.any():
+            d2 = squared_distances(border)[:, core_index]
+            to_core = np.where(near_core[border], d2, np.inf)
+            nearest_core[rows[border]] = core_index[np.argmin(to_core, axis=1)]
+    root = _spanning_roots(root, pending_rows, pending_cols)
+    labels = np.where(core, root, -1)
+    border = nearest_core >= 0
+    labels[border] = root[nearest_core[border]]
+    return number_by_first_point(labels)
+
+
+def single_linkage_labels(Z, radii):
+    """DBSCAN labels (``min_samples=1``) of ``Z`` at each radius, from one spanning tree.
+
+    With ``min_samples=1`` DBSCAN's clusters are the components of the
+    pairs within the radius, which are the components of the minimum
+    spanning tree's edges within it: one O(n^2) tree, then O(n) per radius.
+    Holds the n x n distance matrix: for samples (calibration), not for
+    whole sets (:func:`exact_dbscan`).
+
+    Yields
+    ------
+    labels : ndarray of shape (n_samples,), int64, numbered by first point
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n = len(Z)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    dist = sq[:, None] + sq[None, :] - 2 * (Z @ Z.T)
+    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
+    dist += 1.0  # +1: a zero distance (duplicate faces) must stay an edge
+    np.fill_diagonal(dist, 0.0)
+    tree = minimum_spanning_tree(dist).tocoo()
+    del dist
+    lengths = tree.data - 1.0
+    for labels in edge_components(tree.row, tree.col, lengths, n, radii):
+        yield number_by_first_point(labels.astype(np.int64))
+
+
+def _pairs_within(Z, eps, with_distances=False):
+    """Row blocks of the all-pairs ``distance <= eps`` matrix of ``Z`` (self included).
+
+    ``|a - b|^2 <= eps^2`` is tested as ``<a, b> - |b|^2 / 2 >= (|a|^2 - eps^2) / 2``:
+    one pass over the block after the product. With ``with_distances``,
+    also a function of row positions in the block giving their squared
+    distances to every point.
+    """
+    n = len(Z)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    half_sq = sq / 2
+    block = max(1, _PAIR_BLOCK_ELEMENTS // max(n, 1))
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        score = Z[rows] @ Z.T
+        score -= half_sq
+        near = score >= ((sq[rows] - eps * eps) / 2)[:, None]
+        near[np.arange(len(rows)), rows] = True  # a point is within eps of itself
+        if not with_distances:
+            yield rows, near
+            continue
+
+        def squared_distances(at, rows=rows, score=score):
+            # score = <a, b> - |b|^2 / 2, so |a - b|^2 = |a|^2 - 2 score.
+            return np.maximum(sq[rows[at], None] - 2 * score[at], 0)
+
+        yield rows, near, squared_distances
+
+
+def _distinct_roots(near, roots):
+    """The distinct ``(row, roots[col])`` pairs of the true entries of ``near``."""
+    n_roots = len(roots)
+    to_root = sp.csr_matrix((np.ones(n_roots, dtype=np.int8), (np.arange(n_roots), roots)),
+                            shape=(n_roots, int(roots.max(initial=0)) + 1))
+    linked = (sp.csr_matrix(near, dtype=np.int8) @ to_root).tocoo()
+    return linked.row, linked.col
+
+
+def _spanning_roots(root, rows, cols):
+    """Each point's component root (its first point) after adding the edges ``rows``-``cols``.
+
+    ``root`` links each point to the first point of its component so far:
+    with the new edges it is a graph of the same components as everything
+    linked until now.
+    """
+    n = len(root)
+    rows = np.concatenate([np.arange(n), *rows])
+    cols = np.concatenate([root, *cols])
+    graph = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    first = np.full(comp.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    return first[comp]
 
 
 def number_by_first_point(labels):

@@ -13,13 +13,12 @@ One object owns every stage and every radius:
 re-labels with its expansion and its DBSCAN, so both cluster the same way.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import DBSCAN
 
 from ..graph import EXACT_SEARCH_MAX_ROWS
-from ._dbscan import graph_dbscan, knn_edge_distances
+from ._dbscan import exact_dbscan, graph_dbscan, knn_edge_distances
 from ._expansion import expand_embedding, matched_radius
 from ._guard import percolation_safe_eps
 from ._merge import link_radius, merge_clusters
@@ -74,8 +73,10 @@ class ClusteringRule:
     min_samples : int, default=1
         DBSCAN's ``min_samples``.
     algorithm : {"auto", "exact", "knn"}, default="auto"
-        DBSCAN over all pairs, over the kNN pairs, or exact up to
-        ``EXACT_SEARCH_MAX_ROWS`` faces and kNN pairs above.
+        DBSCAN over all pairs (:func:`exact_dbscan`, O(n^2) time), over the
+        kNN pairs (:func:`graph_dbscan`, O(n k) time), or exact up to
+        ``EXACT_SEARCH_MAX_ROWS`` faces and kNN pairs above. Memory is O(n k)
+        either way.
     """
 
     query_expansion: int = DEFAULT_QUERY_EXPANSION
@@ -87,10 +88,6 @@ class ClusteringRule:
         if self.algorithm == "auto":
             return n_samples > EXACT_SEARCH_MAX_ROWS
         return self.algorithm == "knn"
-
-    def with_min_samples(self, min_samples):
-        """The same rule with another ``min_samples``."""
-        return replace(self, min_samples=min_samples)
 
     @staticmethod
     def link_radius(merge_eps):
@@ -133,7 +130,7 @@ class ClusteringRule:
         """DBSCAN labels of ``Z`` at radius ``eps`` (exact, or over the kNN pairs)."""
         if self.on_knn_pairs(len(Z)):
             return graph_dbscan(Z, neighbors, eps, self.min_samples, distances=distances)
-        return DBSCAN(eps=eps, min_samples=self.min_samples).fit_predict(Z)
+        return exact_dbscan(Z, eps, self.min_samples)
 
     def cluster(self, Z, neighbors, *, radius, calibrated=False, eps="auto", merge_eps="auto",
                 timer=None):

@@ -8,9 +8,9 @@ Why not only HNSW: an HNSW graph built on several threads depends on thread
 timing, so for results that are the same for a seed it must be built on one
 thread, which is slow at scale. Here every step is a fixed
 computation: the index depends only on the data and the seed, a query's result
-depends only on that query (the candidate lists are its own), and work is split
-over threads by list, each list's products computed on one BLAS thread, so the
-result is bit-identical for any ``n_jobs``. Face embeddings cluster by identity,
+depends only on that query (the candidate lists are its own), and query blocks
+are split over joblib workers, each block's products computed on one BLAS
+thread, so the result is bit-identical for any ``n_jobs`` or backend. Face embeddings cluster by identity,
 so a query's neighbours sit in a few lists and recall is high.
 """
 
@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
+from ..utils._parallel import map_tasks, row_blocks
 from ..utils._threads import one_blas_thread
 
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
@@ -27,9 +28,9 @@ LIST_SIZE = 384
 N_PROBE = 24
 KMEANS_ITERATIONS = 8
 KMEANS_SAMPLES_PER_LIST = 48
-# Queries are processed in chunks; a chunk's candidate buffers take
-# chunk * n_probe * k * 12 bytes (about 300 MB at k=30).
-_QUERY_CHUNK = 32_768
+# Queries are processed in blocks, one per worker at a time; a block's
+# candidate buffers take block * n_probe * k * 12 bytes (about 70 MB at k=30).
+_QUERY_CHUNK = 8_192
 # Similarities computed at once between the queries of one list and its rows.
 _LIST_BLOCK_ELEMENTS = 2**22
 _CENTROID_BLOCK = 8_192
@@ -118,68 +119,64 @@ class IVFIndex:
         """Top-``n_neighbors`` (similarities, reference indices), unsorted columns.
 
         Columns a query could not fill (its lists hold fewer rows than asked)
-        have similarity ``-inf`` and index ``-1``. ``progress(i, n_done, m)``,
-        if given, is called after each of the ``m`` chunks of queries.
+        have similarity ``-inf`` and index ``-1``. Query blocks run through
+        :func:`~skdanet.utils._parallel.map_tasks` on ``n_jobs`` workers
+        (each block on one BLAS thread). ``progress(i, n_done, m)``, if
+        given, is called after each of the ``m`` blocks.
         """
         k = n_neighbors
         sims = np.empty((Q.shape[0], k), dtype=Q.dtype)
         idx = np.empty((Q.shape[0], k), dtype=np.int64)
         R_by_list = self.R_by_list.astype(Q.dtype, copy=False)
         centroids = self.centroids.astype(Q.dtype)
-        starts = range(0, Q.shape[0], _QUERY_CHUNK)
-        # One BLAS thread per worker: the products then do not depend on n_jobs.
-        with one_blas_thread(), ThreadPoolExecutor(self.n_jobs) as pool:
-            for i, start in enumerate(starts, 1):
-                chunk = Q[start : start + _QUERY_CHUNK]
-                s, j = self._search_chunk(chunk, k, R_by_list, centroids, pool)
-                sims[start : start + len(chunk)] = s
-                idx[start : start + len(chunk)] = j
+        blocks = row_blocks(Q.shape[0], _QUERY_CHUNK)
+        with one_blas_thread():
+            tasks = ((block, Q, k, R_by_list, centroids, self.members, self.offsets,
+                      self.n_probe) for block in blocks)
+            results = map_tasks(_search_block, tasks, self.n_jobs)
+            for i, ((start, stop), (s, j)) in enumerate(zip(blocks, results), 1):
+                sims[start:stop] = s
+                idx[start:stop] = j
                 if progress is not None:
-                    progress(i, start + len(chunk), len(starts))
+                    progress(i, stop, len(blocks))
         return sims, idx
 
-    def _search_chunk(self, Q, k, R_by_list, centroids, pool):
-        n_q, p = Q.shape[0], self.n_probe
-        # Each query's own probe lists: its result depends on nothing else.
-        probes = _nearest_centroids(Q, centroids, p, pool)
-        cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
-        cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
-        # (query, slot) pairs grouped by the list they probe.
-        order = np.argsort(probes.ravel(), kind="stable")
-        bounds = np.searchsorted(probes.ravel()[order], np.arange(len(self.offsets)))
 
-        def search_list(lst):
-            pairs = order[bounds[lst] : bounds[lst + 1]]
-            lo, hi = self.offsets[lst], self.offsets[lst + 1]
-            if pairs.size == 0 or hi == lo:
-                return
-            m = min(k, hi - lo)
-            # Queries in blocks, so that the similarity block stays bounded even
-            # when one list is huge (many identical faces share one list).
-            step = max(1, _LIST_BLOCK_ELEMENTS // (hi - lo))
-            for start in range(0, len(pairs), step):
-                part = pairs[start : start + step]
-                q, slot = part // p, part % p
-                S = Q[q] @ R_by_list[lo:hi].T
-                # argpartition of S itself: partitioning a negated copy costs twice as much.
-                top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] \
-                    if m < hi - lo else np.broadcast_to(np.arange(hi - lo), S.shape)
-                cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
-                cand_idx[q, slot, :m] = self.members[lo + top]
+def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
+    """The unsorted top ``k`` of the queries ``Q[start:stop]`` in their ``n_probe`` lists.
 
-        # Each (query, slot) cell belongs to one list: the workers write disjoint
-        # cells. list() propagates a worker's exception.
-        list(pool.map(search_list, range(len(self.offsets) - 1)))
-        cand_sims = cand_sims.reshape(n_q, p * k)
-        cand_idx = cand_idx.reshape(n_q, p * k)
-        if p * k == k:
-            return cand_sims, cand_idx
-
-        def merge(b):
-            rows = slice(b, b + _CENTROID_BLOCK)
-            top = np.argpartition(cand_sims[rows], kth=p * k - k, axis=1)[:, p * k - k :]
-            return (np.take_along_axis(cand_sims[rows], top, axis=1),
-                    np.take_along_axis(cand_idx[rows], top, axis=1))
-
-        parts = list(pool.map(merge, range(0, n_q, _CENTROID_BLOCK)))
-        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+    A query's result depends on that query alone (its own probe lists), so
+    blocks can run anywhere, in any order.
+    """
+    Q = Q[block[0] : block[1]]
+    n_q, p = Q.shape[0], n_probe
+    probes = _nearest_centroids(Q, centroids, p)
+    cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
+    cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
+    # (query, slot) pairs grouped by the list they probe.
+    order = np.argsort(probes.ravel(), kind="stable")
+    bounds = np.searchsorted(probes.ravel()[order], np.arange(len(offsets)))
+    for lst in range(len(offsets) - 1):
+        pairs = order[bounds[lst] : bounds[lst + 1]]
+        lo, hi = offsets[lst], offsets[lst + 1]
+        if pairs.size == 0 or hi == lo:
+            continue
+        m = min(k, hi - lo)
+        # Queries in blocks, so that the similarity block stays bounded even
+        # when one list is huge (many identical faces share one list).
+        step = max(1, _LIST_BLOCK_ELEMENTS // (hi - lo))
+        for start in range(0, len(pairs), step):
+            part = pairs[start : start + step]
+            q, slot = part // p, part % p
+            S = Q[q] @ R_by_list[lo:hi].T
+            # argpartition of S itself: partitioning a negated copy costs twice as much.
+            top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] \
+                if m < hi - lo else np.broadcast_to(np.arange(hi - lo), S.shape)
+            cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
+            cand_idx[q, slot, :m] = members[lo + top]
+    cand_sims = cand_sims.reshape(n_q, p * k)
+    cand_idx = cand_idx.reshape(n_q, p * k)
+    if p * k == k:
+        return cand_sims, cand_idx
+    top = np.argpartition(cand_sims, kth=p * k - k, axis=1)[:, p * k - k :]
+    return np.take_along_axis(cand_sims, top, axis=1), np.take_along_axis(cand_idx, top, axis=1)

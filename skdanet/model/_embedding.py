@@ -11,6 +11,7 @@ of the reference faces on its chain.
 import numpy as np
 import torch
 
+from ..utils._parallel import map_tasks, row_blocks
 from ._batching import chain_slots, clique_tensors, reference_clique_tensors
 
 
@@ -37,6 +38,12 @@ def embed_reference_nodes(module, reference, graph, mask, nodes, *, dtype, devic
 class GraphEmbedding:
     """A trained network applied to faces placed in a reference density graph.
 
+    Placing faces and gathering their inputs is numpy work done here; the
+    network runs on blocks of ``batch_size`` faces through
+    :func:`~skdanet.utils._parallel.map_tasks`, on ``n_jobs`` workers (threads,
+    or a joblib backend such as Dask's), each block on its own, so the
+    result does not depend on the number of workers.
+
     Parameters
     ----------
     network : TrainedNetwork
@@ -46,14 +53,18 @@ class GraphEmbedding:
     device : torch.device
     batch_size : int
         Faces embedded at a time (bounds the memory of inference).
+    n_jobs : int, default=1
+        Workers (run the calls under one torch thread: see
+        :func:`~skdanet.model._torch_state.deterministic_torch`).
     """
 
-    def __init__(self, network, reference, graph, *, device, batch_size):
+    def __init__(self, network, reference, graph, *, device, batch_size, n_jobs=1):
         self.network = network
         self.reference = reference
         self.graph = graph
         self.device = device
         self.batch_size = batch_size
+        self.n_jobs = n_jobs
 
     def clique_embeddings(self, progress=None):
         """phi(c) of every reference face, shape (n_reference, hidden_size)."""
@@ -62,15 +73,16 @@ class GraphEmbedding:
         mask = self.graph.clique_mask()
         n = len(self.reference)
         out = np.empty((n, self.network.config["hidden_size"]), dtype=self.reference.dtype)
-        with torch.no_grad():
-            for batch, start in enumerate(range(0, n, self.batch_size), 1):
-                nodes = np.arange(start, min(n, start + self.batch_size))
-                members, mmask = reference_clique_tensors(
-                    nodes, self.reference, self.graph.knn_indices, mask, dtype=dtype,
-                    device=self.device, centre_only=not module.clique.reads_neighbours)
-                out[nodes] = module.clique(members, mmask).cpu().numpy()
-                if progress is not None:
-                    progress(batch, nodes[-1] + 1)
+        blocks = row_blocks(n, self.batch_size)
+        tasks = ((module, *reference_clique_tensors(
+            np.arange(start, stop), self.reference, self.graph.knn_indices, mask, dtype=dtype,
+            device=self.device, centre_only=not module.clique.reads_neighbours))
+            for start, stop in blocks)
+        for batch, ((start, stop), phi) in enumerate(
+                zip(blocks, map_tasks(_clique_block, tasks, self.n_jobs)), 1):
+            out[start:stop] = phi
+            if progress is not None:
+                progress(batch, stop)
         return out
 
     def embed(self, Q, neighbours, reference_phi, progress=None):
@@ -83,30 +95,43 @@ class GraphEmbedding:
                        dtype=self.reference.dtype)
         dtype = torch_dtype(Q)
         module = self.network.build_module(dtype=dtype, device=self.device)
-        for batch, start in enumerate(range(0, len(Q), self.batch_size), 1):
-            stop = min(len(Q), start + self.batch_size)
-            out[start:stop] = self._embed_batch(Q[start:stop], neighbours(start, stop),
-                                                reference_phi, module, dtype)
+        blocks = row_blocks(len(Q), self.batch_size)
+        tasks = ((module, *self._chain_inputs(Q[start:stop], neighbours(start, stop),
+                                              reference_phi, module, dtype))
+                 for start, stop in blocks)
+        for batch, ((start, stop), z) in enumerate(
+                zip(blocks, map_tasks(_chain_block, tasks, self.n_jobs)), 1):
+            out[start:stop] = z
             if progress is not None:
                 progress(batch, stop)
         return out
 
-    def _embed_batch(self, Q, neighbours, reference_phi, module, dtype):
+    def _chain_inputs(self, Q, neighbours, reference_phi, module, dtype):
+        """What the network needs to embed ``Q``: its cliques and its chains' phi."""
         rest, clique = self.graph.place(Q, neighbours)
         idx = neighbours[1]
         device = self.device
-        with torch.no_grad():
-            members, mmask = clique_tensors(Q, self.reference, idx, clique, dtype=dtype,
-                                            device=device,
-                                            centre_only=not module.clique.reads_neighbours)
-            phi_q = module.clique(members, mmask)
-            nodes, slots, smask = chain_slots(rest)
-            phi_ref = torch.as_tensor(reference_phi[nodes], dtype=dtype, device=device)
-            # Slot 0..len(Q)-1: the queries themselves; then the reference chain nodes.
-            phi = torch.cat([phi_q, phi_ref])
-            qslots = torch.arange(len(Q))[:, None]
-            all_slots = torch.cat([qslots, torch.where(smask, slots + len(Q), 0)], dim=1).to(device)
-            all_mask = torch.cat([torch.ones_like(qslots, dtype=torch.bool), smask], dim=1).to(device)
-            z = module.embed_chains(phi, all_slots, all_mask,
-                                    torch.as_tensor(Q, dtype=dtype, device=device))
-        return z.cpu().numpy()
+        members, mmask = clique_tensors(Q, self.reference, idx, clique, dtype=dtype,
+                                        device=device,
+                                        centre_only=not module.clique.reads_neighbours)
+        nodes, slots, smask = chain_slots(rest)
+        phi_ref = torch.as_tensor(reference_phi[nodes], dtype=dtype, device=device)
+        # Slot 0..len(Q)-1: the queries themselves; then the reference chain nodes.
+        qslots = torch.arange(len(Q))[:, None]
+        all_slots = torch.cat([qslots, torch.where(smask, slots + len(Q), 0)], dim=1).to(device)
+        all_mask = torch.cat([torch.ones_like(qslots, dtype=torch.bool), smask], dim=1).to(device)
+        target = torch.as_tensor(Q, dtype=dtype, device=device)
+        return members, mmask, phi_ref, all_slots, all_mask, target
+
+
+def _clique_block(module, members, mmask):
+    """phi(c) of one block of cliques."""
+    with torch.no_grad():
+        return module.clique(members, mmask).cpu().numpy()
+
+
+def _chain_block(module, members, mmask, phi_ref, slots, mask, target):
+    """The embedding of one block of placed faces: their own phi, then the chain network."""
+    with torch.no_grad():
+        phi = torch.cat([module.clique(members, mmask), phi_ref])
+        return module.embed_chains(phi, slots, mask, target).cpu().numpy()

@@ -7,7 +7,7 @@ label-free re-labelling clusters with, and returns a :class:`TrainedNetwork`.
 
 import copy
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from ..cluster import calibrate_eps, cluster_means
 from ..datasets import split_identities
 from ..graph import chain_roots
+from ..utils._parallel import map_tasks, row_blocks
 from ..utils._progress import EpochTable
 from ._averaging import ExponentialWeightAverage
 from ._embedding import embed_reference_nodes
@@ -30,6 +31,9 @@ _MIN_IDENTITIES_FOR_VALIDATION = 10
 _MAX_VALIDATION_FACES = 5000
 # Label-free training: half-life of the weight average, in epochs.
 _AVERAGE_HALF_LIFE_EPOCHS = 4
+# Faces per block of the re-labelling embedding (a multiple of the batch of
+# embed_reference_nodes, so that blocks batch the faces as one pass would).
+_EMBED_BLOCK = 4096
 # Neighbours that join each seed of a training batch.
 _BATCH_NEIGHBOURS_PER_SEED = 7
 
@@ -48,6 +52,7 @@ class TrainingParams:
     chain_network: str = "attention"
     n_epochs: int = 30
     batch_size: int = 512
+    max_epoch_steps: int | None = 16
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
     pair_margin: float = 0.7
@@ -103,7 +108,7 @@ def _check_finite_loss(loss, epoch):
         )
 
 
-def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=1, verbose=0):
+def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, verbose=0):
     """Train DA-Net on the graph of ``reference``.
 
     Parameters
@@ -118,8 +123,10 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
         clusters with its expansion and DBSCAN.
     seed : int
     device : torch.device
-    n_threads : int, default=1
-        Torch threads (the result does not depend on them).
+    n_jobs : int, default=1
+        Workers for the re-labelling embedding of every face. Optimisation
+        steps run on one torch thread: a step's matrices are small, and on
+        two threads a step takes about twice as long.
     verbose : int, default=0
 
     Returns
@@ -146,8 +153,8 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
     with seeded_torch(seed, device):
         module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
                        config["n_gcn_layers"], config["chain_network"]).to(device)
-    with deterministic_torch(n_threads):
-        trainer = _Trainer(module, reference, graph, est, rule, rng, device, verbose)
+    with deterministic_torch(1):
+        trainer = _Trainer(module, reference, graph, est, rule, rng, device, verbose, n_jobs)
         if y is not None:
             eps = trainer.fit_supervised(_identity_codes(y))
         else:
@@ -158,17 +165,26 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_threads=
     return TrainedNetwork.from_module(trainer.module, config), trainer.history
 
 
+def _embed_block(module, reference, graph, mask, nodes, device):
+    with torch.no_grad():
+        z = embed_reference_nodes(module, reference, graph, mask, nodes, dtype=torch.float32,
+                                  device=device)
+    return z.cpu().numpy().astype(np.float64)
+
+
 class _Trainer:
-    def __init__(self, module, reference, graph, params, rule, rng, device, verbose):
+    def __init__(self, module, reference, graph, params, rule, rng, device, verbose, n_jobs):
         self.module = module
         self.reference = reference.astype(np.float32, copy=False)
         self.graph = graph
         self.mask = graph.clique_mask()
         self.est = params
-        # Pseudo-labels are clusters of everyone: no face is left as noise.
-        self.rule = rule.with_min_samples(1)
+        # Pseudo-labels are clusters of everyone: no face is left as noise;
+        # over the kNN pairs, so that re-labelling costs O(n k) at any size.
+        self.rule = replace(rule, min_samples=1, algorithm="knn")
         self.rng = rng
         self.device = device
+        self.n_jobs = n_jobs
         self.history = []
         self.table = EpochTable(verbose)
         self.optimizer = torch.optim.Adam(module.parameters(), lr=params.learning_rate,
@@ -176,11 +192,11 @@ class _Trainer:
         self.average = None  # an ExponentialWeightAverage, updated after each step
 
     def embed(self, nodes):
+        """The current module's embedding of reference ``nodes``, in blocks over the workers."""
         self.module.eval()
-        with torch.no_grad():
-            z = embed_reference_nodes(self.module, self.reference, self.graph, self.mask, nodes,
-                                      dtype=torch.float32, device=self.device)
-        return z.cpu().numpy().astype(np.float64)
+        tasks = ((self.module, self.reference, self.graph, self.mask, nodes[start:stop],
+                  self.device) for start, stop in row_blocks(len(nodes), _EMBED_BLOCK))
+        return np.concatenate(list(map_tasks(_embed_block, tasks, self.n_jobs)))
 
     def run_epoch(self, train_nodes, labels, epoch, relation=None):
         self.module.train()
@@ -189,7 +205,8 @@ class _Trainer:
         total, count = 0.0, 0
         for nodes in neighbourhood_batches(train_nodes, self.graph.knn_indices, self.rng,
                                            batch_size=est.batch_size,
-                                           per_seed=_BATCH_NEIGHBOURS_PER_SEED):
+                                           per_seed=_BATCH_NEIGHBOURS_PER_SEED,
+                                           max_batches=est.max_epoch_steps):
             if len(nodes) < 2:
                 continue
             z = embed_reference_nodes(self.module, self.reference, self.graph, self.mask, nodes,
@@ -315,6 +332,8 @@ class _Trainer:
         est = self.est
         nodes = np.arange(len(self.reference))
         steps_per_epoch = max(1.0, len(nodes) / est.batch_size)
+        if est.max_epoch_steps is not None:
+            steps_per_epoch = min(steps_per_epoch, est.max_epoch_steps)
         self.average = ExponentialWeightAverage(
             self.module, half_life=_AVERAGE_HALF_LIFE_EPOCHS * steps_per_epoch)
         anchors = _identity_codes(chain_roots(anchor_parents(self.graph)))

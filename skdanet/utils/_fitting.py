@@ -2,7 +2,6 @@
 
 from contextlib import contextmanager
 
-import joblib
 import numpy as np
 
 
@@ -39,12 +38,3 @@ def seed_from(random_state):
     if random_state is None:
         return int(np.random.default_rng().integers(2**31 - 1))
     return int(random_state)
-
-
-def effective_threads(n_jobs):
-    """Threads for ``n_jobs`` with scikit-learn's meaning.
-
-    None means 1 unless inside a ``joblib.parallel_config`` context, -1 all
-    cores, -2 all but one; results never depend on the number.
-    """
-    return max(1, int(joblib.effective_n_jobs(n_jobs)))

@@ -1,0 +1,41 @@
+"""Row-parallel work through joblib: threads on this machine, or a Dask cluster.
+
+Every stage that treats rows independently (kNN queries, embedding blocks,
+the re-labelling embedding) maps a function over fixed row blocks with
+:func:`map_tasks`. The blocks do not depend on the number of workers, so
+neither do the results. Inside ``with joblib.parallel_backend("dask"):`` the
+blocks run on the cluster's workers (joblib scatters large arguments once).
+"""
+
+import joblib
+from joblib.parallel import get_active_backend
+
+
+def resolve_n_jobs(n_jobs):
+    """Workers for ``n_jobs``: an int as in scikit-learn (-1 all cores, -2 all but one).
+
+    None uses the ``n_jobs`` of an enclosing ``joblib.parallel_config`` /
+    ``parallel_backend`` context, and otherwise every core, as
+    scikit-learn's OpenMP estimators do: the results never depend on it.
+    """
+    if n_jobs is None and get_active_backend()[1] is None:
+        return max(1, joblib.cpu_count())
+    return max(1, int(joblib.effective_n_jobs(n_jobs)))
+
+
+def row_blocks(n_rows, block_rows):
+    """``(start, stop)`` of consecutive row blocks of at most ``block_rows`` rows."""
+    return [(start, min(n_rows, start + block_rows)) for start in range(0, n_rows, block_rows)]
+
+
+def map_tasks(func, tasks, n_jobs):
+    """``func(*task)`` for each argument tuple of ``tasks``, in order, as an iterator.
+
+    One worker runs them here in turn; more go through ``joblib.Parallel``
+    (threads unless the caller chose a backend, e.g. Dask's), which draws
+    ``tasks`` lazily: a generator of tasks is never held whole.
+    """
+    if n_jobs == 1:
+        return (func(*task) for task in tasks)
+    return joblib.Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+        joblib.delayed(func)(*task) for task in tasks)
