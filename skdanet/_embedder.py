@@ -33,6 +33,7 @@ from .model import (
     train_network,
 )
 from .utils._fitting import seed_from, unfitted_on_failure
+from .utils._dask import is_dask_array, transform_dask_array
 from .utils._parallel import resolve_n_jobs
 from .utils._progress import BatchProgress, StageTimer
 
@@ -522,17 +523,24 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         To embed a new set of faces through *its own* graph, fit on it
         (with ``network=`` to reuse a trained network).
 
+        A dask array is embedded lazily, block by block (each block through
+        the fitted reference), and a dask array is returned: faces beyond one
+        machine's memory, on a Dask cluster.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components)
+        X_new : ndarray (dask array for dask input) of shape (n_samples, n_components)
             Rows of norm ``output_scale_``, in which DBSCAN at ``eps_`` (0.5)
             links faces; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return transform_dask_array(X, self.transform, n_features_in=self.n_features_in_,
+                                        n_features_out=self._n_features_out)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Q = l2_normalize(X, zero_rows="warn").astype(self.reference_.dtype, copy=False)
         sims, idx, twin = self.graph_.query_neighbours(Q)
