@@ -1,19 +1,25 @@
-"""Scale benchmark: clustering make_face_like sets of 10K to 1M faces with a trained network.
+"""Scale benchmark: the default path on make_face_like sets of 10K to 1M faces.
 
-A network is trained once on a separate labelled face-like set (other people,
-same feature space), then each size is clustered end to end (kNN graph,
-density and chains, clique network, chain network, DBSCAN) in its own process,
-so that peak RSS is that size's own. Side by side, in the same run: DBSCAN on
-the raw features over the same kNN pairs (radius tuned on the training set),
-and scikit-learn's DBSCAN and HDBSCAN on the raw features where they finish
-within --baseline-timeout seconds.
+Each run happens in its own process (peak RSS is that run's own):
 
-Targets (2 cores): 1M faces in <= 10 min and <= 8 GB peak RSS;
-scaling exponent of total time between 100K and 1M <= 1.15; BCubed F at 1M
-no worse than at 100K by more than 0.02.
+- ``DensityChainClustering()`` as a new user runs it: no labels, no network,
+  every core (label-free training on a bounded sample of neighbourhoods);
+  with kNN recall@30 of the index against exact search on 1,000 sampled
+  faces;
+- the same at one size with the exact kNN graph (do the index's missing
+  neighbours change the clusters?);
+- FINCH (finch-clust), the field's parameter-free method, at its best
+  partition level, on the same faces and cores;
+- a network trained once on labelled faces of other people, end to end;
+- the label-free default on a Dask LocalCluster of two worker processes
+  (``joblib.parallel_backend("dask")``), labels compared with the local run.
+
+Targets (2 cores): label-free 1M in <= 15 min and <= 8 GB, BCubed F at 1M
+within 0.02 of 100K, time exponent 100K -> 1M <= 1.1; at 200K <= 1.5x FINCH's
+time with BCubed F >= FINCH's best level; trained network 1M <= 5 min.
 
 Usage:
-    python benchmarks/bench_scale.py [--sizes 10000 100000 300000 1000000]
+    python benchmarks/bench_scale.py [--sizes 10000 100000 200000 1000000]
     python benchmarks/bench_scale.py --calibration   # make_face_like vs LFW statistics
 """
 
@@ -28,45 +34,20 @@ import time
 
 import numpy as np
 
-STAGES = ["kNN graph", "density and chains", "clique network", "chain network",
+STAGES = ["kNN graph", "density and chains", "training", "clique network", "chain network",
           "query expansion", "DBSCAN", "merging"]
 TRAIN_FACES = 20_000
-N_JOBS = 2
+RECALL_QUERIES = 1000
 
 
 def peak_rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def faces(n, random_state):
+def faces(n, random_state=0):
     from skdanet.datasets import make_face_like
 
     return make_face_like(n, random_state=random_state)
-
-
-def train(path, n_train, verbose):
-    """Train on ``n_train`` faces of other people; save the network; tune raw eps."""
-    from skdanet import DANetEmbedder
-    from skdanet.cluster import RAW_EPS_GRID, best_threshold, graph_dbscan
-    from skdanet.metrics import mean_f_score
-
-    X, y = faces(n_train, random_state=12345)
-    t = time.perf_counter()
-    emb = DANetEmbedder(n_jobs=N_JOBS, random_state=0, verbose=verbose).fit(X, y)
-    seconds = time.perf_counter() - t
-    emb.network_.save(path)
-    # Raw DBSCAN radius: best mean of pairwise and BCubed F on the training faces.
-    neighbors = emb.graph_.neighbors
-    raw_eps, _ = best_threshold(lambda eps: graph_dbscan(emb.reference_, neighbors, eps),
-                                RAW_EPS_GRID, y)
-    info = {"train_seconds": seconds, "epochs": len(emb.history_), "raw_eps": raw_eps,
-            "eps": emb.network_.config["eps"], "finch_level": None}
-    try:
-        c, _ = finch_partitions(emb.reference_, neighbors[:, 0])
-        info["finch_level"] = max(range(c.shape[1]), key=lambda lv: mean_f_score(y, c[:, lv]))
-    except ImportError:
-        pass
-    return info
 
 
 def scores(y, labels):
@@ -76,88 +57,98 @@ def scores(y, labels):
             "clusters": len(np.unique(labels))}
 
 
-def run_danet(n, network_path, raw_eps):
-    from skdanet import DensityChainClustering, TrainedNetwork
-    from skdanet.cluster import graph_dbscan, percolation_safe_eps
+def knn_recall(reference, knn_indices, n_queries=RECALL_QUERIES):
+    """Recall@k of the fitted kNN lists against exact search, on sampled faces."""
+    from skdanet.graph import exact_knn
 
-    X, y = faces(n, random_state=0)
+    k = knn_indices.shape[1] - 1
+    rows = np.random.default_rng(0).choice(len(reference), n_queries, replace=False)
+    _, exact = exact_knn(reference[rows], reference, k + 1)
+    found = [len(np.intersect1d(a[1:], b)) for a, b in zip(knn_indices[rows], exact)]
+    # Exact lists include the face itself; count the k others.
+    wanted = [len(np.setdiff1d(b, [r])[:k]) for r, b in zip(rows, exact)]
+    return float(np.sum(found) / np.sum(wanted))
+
+
+def run_default(n, graph_method="auto", network=None, dask=False):
+    """DensityChainClustering() on n faces (label-free unless ``network``)."""
+    import joblib
+
+    from skdanet import DensityChainClustering, TrainedNetwork
+
+    X, y = faces(n)
     rss_data = peak_rss_gb()
-    net = TrainedNetwork.load(network_path)
+    params = {"random_state": 0, "graph_method": graph_method}
+    if network is not None:
+        params["network"] = TrainedNetwork.load(network)
     t = time.perf_counter()
-    model = DensityChainClustering(network=net, n_jobs=N_JOBS, random_state=0).fit(X)
-    total = time.perf_counter() - t
-    out = {"n": n, "total": total, "rss_peak": peak_rss_gb(), "rss_data": rss_data,
-           "eps": model.eps_, "merge_eps": model.merge_eps_,
-           "min_merge_eps": model.min_merge_eps_,
-           **model.timings_, **scores(y, model.labels_)}
-    # One stage (no merging): guarded DBSCAN at the calibrated radius, same embedding.
-    neighbors = model.embedder_.graph_.neighbors
-    # merge_eps_ ("auto") is the network's calibrated radius carried into the
-    # space of embedding_ (query expansion), where one-stage DBSCAN runs too.
-    one_eps = percolation_safe_eps(model.embedding_, neighbors, model.merge_eps_)
-    one = scores(y, graph_dbscan(model.embedding_, neighbors, one_eps))
-    out.update(one_stage_eps=one_eps, one_stage_pair_f=one["pair_f"],
-               one_stage_bcubed_f=one["bcubed_f"])
-    # Raw-feature baseline over the same kNN pairs (O(n k), any size).
-    t = time.perf_counter()
+    if dask:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster):
+            t = time.perf_counter()
+            with joblib.parallel_backend("dask"):
+                model = DensityChainClustering(**params).fit(X)
+            total = time.perf_counter() - t
+    else:
+        model = DensityChainClustering(**params).fit(X)
+        total = time.perf_counter() - t
     emb = model.embedder_
-    raw_labels = graph_dbscan(emb.reference_, emb.graph_.neighbors, raw_eps)
-    out["raw_knn_dbscan"] = {"seconds": time.perf_counter() - t + emb.timings_["kNN graph"],
-                             **scores(y, raw_labels)}
+    out = {"n": n, "total": total, "rss_peak": peak_rss_gb(), "rss_data": rss_data,
+           **{stage: emb.timings_.get(stage, model.timings_.get(stage, 0.0)) for stage in STAGES},
+           **scores(y, model.labels_), "labels_sha": _digest(model.labels_)}
+    if not dask and network is None and graph_method == "auto":
+        out["recall@30"] = knn_recall(emb.reference_, emb.graph_.knn_indices)
     return out
 
 
-def finch_partitions(X, first_neighbor):
-    """FINCH's hierarchy of partitions (finch-clust, optional), from our first neighbours."""
+def _digest(labels):
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()[:12]
+
+
+def train(path, n_train, verbose):
+    """Train a network on ``n_train`` labelled faces of other people; save it."""
+    from skdanet import DANetEmbedder
+
+    X, y = faces(n_train, random_state=12345)
+    t = time.perf_counter()
+    emb = DANetEmbedder(random_state=0, verbose=verbose).fit(X, y)
+    emb.network_.save(path)
+    return time.perf_counter() - t
+
+
+def run_finch(n):
+    """FINCH (finch-clust) as its authors run it: cosine, its own first neighbours
+    (exact below 20,000 faces, pynndescent above); every partition level scored."""
     from finch import FINCH
 
-    c, num_clust, _ = FINCH(X, initial_rank=first_neighbor, distance="cosine",
-                            ann_threshold=10**9, verbose=False, random_state=0)
-    return c, num_clust
-
-
-def run_finch(n, level):
-    """FINCH at the partition level that was best on the training faces."""
-    from skdanet.graph import knn_graph
-
-    X, y = faces(n, random_state=0)
+    X, y = faces(n)
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     t = time.perf_counter()
-    _, idx = knn_graph(X, 1, n_jobs=N_JOBS)
-    c, _ = finch_partitions(X, idx[:, 1])
-    labels = c[:, min(level, c.shape[1] - 1)]
-    return {"seconds": time.perf_counter() - t, "rss_peak": peak_rss_gb(), **scores(y, labels)}
-
-
-def run_sklearn(n, method, raw_eps):
-    from sklearn.cluster import DBSCAN, HDBSCAN
-
-    X, y = faces(n, random_state=0)
-    X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    t = time.perf_counter()
-    if method == "dbscan":
-        labels = DBSCAN(eps=raw_eps, min_samples=1, n_jobs=N_JOBS).fit_predict(X)
-    else:
-        labels = HDBSCAN(min_cluster_size=2, n_jobs=N_JOBS).fit_predict(X)
-        # HDBSCAN's noise points are people with one photo: singletons.
-        noise = labels < 0
-        labels[noise] = labels.max() + 1 + np.arange(noise.sum())
-    return {"seconds": time.perf_counter() - t, "rss_peak": peak_rss_gb(), **scores(y, labels)}
+    c, _, _ = FINCH(X, distance="cosine", verbose=False, random_state=0)
+    seconds = time.perf_counter() - t
+    levels = [scores(y, c[:, lv]) for lv in range(c.shape[1])]
+    best = max(range(len(levels)), key=lambda lv: levels[lv]["bcubed_f"])
+    return {"seconds": seconds, "rss_peak": peak_rss_gb(), "level": best, **levels[best]}
 
 
 def child(args):
-    if args.child == "danet":
-        out = run_danet(args.n, args.network, args.raw_eps)
-    elif args.child == "finch":
-        out = run_finch(args.n, int(args.raw_eps))
+    if args.child == "finch":
+        out = run_finch(args.n)
     else:
-        out = run_sklearn(args.n, args.child, args.raw_eps)
+        out = run_default(args.n, graph_method=args.graph_method, network=args.network,
+                          dask=args.child == "dask")
     print(json.dumps(out))
 
 
-def spawn(kind, n, network, raw_eps, timeout=None):
-    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--network", network,
-           "--raw-eps", str(raw_eps)]
+def spawn(kind, n, *, network=None, graph_method="auto", timeout=None):
+    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n),
+           "--graph-method", graph_method]
+    if network:
+        cmd += ["--network", network]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -181,76 +172,119 @@ def calibration():
     print(f"{'largest':>16} {np.bincount(y).max():>8} {np.bincount(fake_y).max():>10}")
 
 
+def print_rows(title, rows, cols):
+    print(title)
+    print("".join(f"{c[:13]:>14}" for c in cols), flush=True)
+    for row in rows:
+        print("".join(f"{row[c]:>14.4f}" if isinstance(row.get(c), float)
+                      else f"{str(row.get(c, '')):>14}" for c in cols), flush=True)
+    print()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+",
-                   default=[10_000, 100_000, 300_000, 1_000_000])
-    p.add_argument("--baseline-timeout", type=float, default=1800.0,
-                   help="seconds allowed to sklearn DBSCAN / HDBSCAN per size")
-    p.add_argument("--baseline-max-n", type=int, default=1_000_000,
-                   help="skip sklearn baselines above this size (say so in the table)")
+                   default=[10_000, 100_000, 200_000, 1_000_000],
+                   help="label-free default at these sizes")
+    p.add_argument("--exact-size", type=int, default=200_000,
+                   help="also run the label-free default with the exact kNN graph here (0: no)")
+    p.add_argument("--finch-sizes", type=int, nargs="*", default=[200_000])
+    p.add_argument("--network-sizes", type=int, nargs="*", default=[1_000_000],
+                   help="trained network (on other people) end to end at these sizes")
+    p.add_argument("--dask-sizes", type=int, nargs="*", default=[100_000],
+                   help="label-free default on a two-process Dask LocalCluster")
     p.add_argument("--train-faces", type=int, default=TRAIN_FACES)
     p.add_argument("--calibration", action="store_true")
+    p.add_argument("--write", help="also write the printed tables to this file "
+                   "(docs/scale_run.txt, included by the scale page)")
     p.add_argument("--verbose", type=int, default=0)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--network", help=argparse.SUPPRESS)
-    p.add_argument("--raw-eps", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--graph-method", default="auto", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         return child(a)
     if a.calibration:
         return calibration()
+    if a.write:
+        with open(a.write, "w") as f:
+            sys.stdout = _Tee(sys.__stdout__, f)
+            try:
+                return run_all(a)
+            finally:
+                sys.stdout = sys.__stdout__
+    return run_all(a)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        network = os.path.join(tmp, "network.npz")
-        info = train(network, a.train_faces, a.verbose)
-        print(f"trained on {a.train_faces} face-like faces of other people: "
-              f"{info['train_seconds']:.0f} s, {info['epochs']} epochs, "
-              f"eps {info['eps']:.3f}; tuned on them: raw DBSCAN eps {info['raw_eps']:.3f}, "
-              f"FINCH level {info['finch_level']}")
-        print(f"n_jobs={N_JOBS}, 128-d make_face_like (n/5 people), one process per size\n")
-        cols = ["n", *STAGES, "total", "rss_peak", "pair_f", "bcubed_f", "clusters", "eps",
-                "merge_eps", "min_merge_eps", "one_stage_pair_f", "one_stage_bcubed_f"]
-        print("DA-Net (trained network) + DBSCAN + merging, seconds per stage, peak RSS in GB; "
-              "one_stage_*: DBSCAN alone (merge_eps=None) on the same embedding; "
-              "min_merge_eps: lowest radius the merge guard fell back to")
-        print("".join(f"{c[:13]:>14}" for c in cols), flush=True)
-        rows, baselines = [], []
-        for n in a.sizes:
-            row = spawn("danet", n, network, info["raw_eps"])
-            rows.append(row)
-            print("".join(f"{row[c]:>14.3f}" if isinstance(row[c], float) else f"{row[c]:>14}"
-                          for c in cols), flush=True)
-        # Baselines after every DA-Net row: the slow ones may take the rest of the run.
-        for n, row in zip(a.sizes, rows):
-            base = {"n": n, "raw kNN DBSCAN": row["raw_knn_dbscan"]}
-            for kind in ("finch", "dbscan", "hdbscan"):
-                if kind == "finch" and info["finch_level"] is None:
-                    base[kind] = "finch-clust not installed"
-                    continue
-                if n > a.baseline_max_n:
-                    base[kind] = "not run"
-                    continue
-                param = info["finch_level"] if kind == "finch" else info["raw_eps"]
-                base[kind] = spawn(kind, n, network, param, a.baseline_timeout) \
-                    or f"> {a.baseline_timeout:.0f} s"
-            baselines.append(base)
-        print("\nRaw-feature baselines (same run): seconds / pairwise F / BCubed F / clusters")
-        for base in baselines:
-            cells = []
-            for kind in ("raw kNN DBSCAN", "finch", "dbscan", "hdbscan"):
-                b = base[kind]
-                cells.append(f"{kind}: " + (f"{b['seconds']:.1f} s / {b['pair_f']:.4f} / "
-                                            f"{b['bcubed_f']:.4f} / {b['clusters']}"
-                                            if isinstance(b, dict) else b))
-            print(f"n={base['n']:>8}  " + "  |  ".join(cells), flush=True)
-        by_n = {r["n"]: r for r in rows}
-        if 100_000 in by_n and 1_000_000 in by_n:
-            exponent = np.log(by_n[1_000_000]["total"] / by_n[100_000]["total"]) / np.log(10)
-            drop = by_n[100_000]["bcubed_f"] - by_n[1_000_000]["bcubed_f"]
-            print(f"\nscaling exponent of total time, 100K -> 1M: {exponent:.3f}; "
-                  f"BCubed F drop 100K -> 1M: {drop:+.4f}")
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+def run_all(a):
+    print(f"make_face_like (n/5 people, 128-d), {os.cpu_count()} cores, one process per run; "
+          "seconds, peak RSS in GB\n")
+    cols = ["n", *STAGES, "total", "rss_peak", "pair_f", "bcubed_f", "clusters", "recall@30"]
+    rows = []
+    for n in a.sizes:
+        rows.append(spawn("default", n))
+    print_rows("DensityChainClustering() label-free default (n_jobs=None: every core); "
+               "recall@30 of the kNN index on 1,000 sampled faces", rows, cols)
+    by_n = {r["n"]: r for r in rows}
+
+    if a.exact_size:
+        exact = spawn("default", a.exact_size, graph_method="exact")
+        index = by_n.get(a.exact_size) or spawn("default", a.exact_size)
+        print(f"kNN graph at {a.exact_size}: index BCubed F {index['bcubed_f']:.4f} "
+              f"(recall@30 {index.get('recall@30', float('nan')):.3f}, kNN "
+              f"{index['kNN graph']:.0f} s) vs exact graph {exact['bcubed_f']:.4f} "
+              f"(kNN {exact['kNN graph']:.0f} s); difference "
+              f"{index['bcubed_f'] - exact['bcubed_f']:+.4f}\n", flush=True)
+
+    for n in a.finch_sizes:
+        try:
+            f = spawn("finch", n)
+        except RuntimeError as exc:
+            print(f"FINCH at {n}: not run ({str(exc).strip().splitlines()[-1]})\n")
+            continue
+        ours = by_n.get(n) or spawn("default", n)
+        print(f"FINCH at {n}: {f['seconds']:.1f} s, best level {f['level']}: pairwise F "
+              f"{f['pair_f']:.4f}, BCubed F {f['bcubed_f']:.4f}, {f['clusters']} clusters, "
+              f"{f['rss_peak']:.2f} GB | label-free default: {ours['total']:.1f} s "
+              f"({ours['total'] / f['seconds']:.2f}x FINCH), pairwise F {ours['pair_f']:.4f}, "
+              f"BCubed F {ours['bcubed_f']:.4f}\n", flush=True)
+
+    if a.network_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            network = os.path.join(tmp, "network.npz")
+            seconds = train(network, a.train_faces, a.verbose)
+            net_rows = [spawn("default", n, network=network) for n in a.network_sizes]
+        print_rows(f"Trained network (supervised on {a.train_faces} faces of other people, "
+                   f"{seconds:.0f} s), end to end", net_rows, cols[:-1])
+
+    for n in a.dask_sizes:
+        remote = spawn("dask", n)
+        local = by_n.get(n) or spawn("default", n)
+        same = remote["labels_sha"] == local["labels_sha"]
+        print(f"Dask LocalCluster (2 worker processes, 1 thread each) at {n}: "
+              f"{remote['total']:.1f} s vs local {local['total']:.1f} s; labels "
+              f"{'identical' if same else 'DIFFERENT'} (BCubed F {remote['bcubed_f']:.4f})\n",
+              flush=True)
+
+    if 100_000 in by_n and 1_000_000 in by_n:
+        exponent = np.log(by_n[1_000_000]["total"] / by_n[100_000]["total"]) / np.log(10)
+        drop = by_n[100_000]["bcubed_f"] - by_n[1_000_000]["bcubed_f"]
+        print(f"label-free default: time exponent 100K -> 1M {exponent:.3f}; "
+              f"BCubed F 100K -> 1M {-drop:+.4f}")
 
 
 if __name__ == "__main__":

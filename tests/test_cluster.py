@@ -271,3 +271,44 @@ def test_knn_dbscan_with_no_border_point_near_a_core_point(min_samples):
         np.testing.assert_array_equal(graph_dbscan(X, nb_all, eps, min_samples) == -1,
                                       expected == -1)
         assert got.shape == (120,) and got.min() >= -1
+
+
+@pytest.mark.parametrize("min_samples", [1, 4])
+def test_exact_dbscan_in_blocks_equals_scikit_learn(min_samples, monkeypatch):
+    from sklearn.metrics import adjusted_rand_score
+
+    from skdanet.cluster import _dbscan
+    from skdanet.cluster._dbscan import exact_dbscan, number_by_first_point
+    from skdanet.datasets import make_face_like
+
+    # Blocks of 50 rows and frequent forest compaction: every code path runs.
+    monkeypatch.setattr(_dbscan, "_PAIR_BLOCK_ELEMENTS", 50 * 600)
+    Z = make_face_like(600, random_state=2)[0].astype(np.float64)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    Z[10:40] = Z[9]  # duplicates: zero distances
+    for eps in (0.2, 0.35, 0.5, 0.9):
+        ref = DBSCAN(eps=eps, min_samples=min_samples).fit(Z)
+        ours = exact_dbscan(Z, eps, min_samples)
+        np.testing.assert_array_equal(ours == -1, ref.labels_ == -1)
+        core = ref.core_sample_indices_
+        # Core points: the same partition (border points may go either way).
+        assert adjusted_rand_score(ref.labels_[core], ours[core]) == 1.0
+        if min_samples == 1:
+            np.testing.assert_array_equal(ours, number_by_first_point(ref.labels_))
+        else:
+            # A border point joins the cluster of a core point within eps: its nearest.
+            border = np.flatnonzero((ours >= 0) & ~np.isin(np.arange(600), core))
+            for i in border:
+                d = np.linalg.norm(Z[core] - Z[i], axis=1)
+                assert d.min() <= eps and ours[i] == ours[core[np.argmin(d)]]
+
+
+def test_single_linkage_labels_are_dbscan_at_every_radius():
+    from skdanet.cluster import EPS_GRID
+    from skdanet.cluster._dbscan import number_by_first_point, single_linkage_labels
+
+    Z, _ = clustered_unit_rows(400, 8, 20, 0.4, seed=5)
+    Z[5] = Z[6]
+    for eps, labels in zip(EPS_GRID, single_linkage_labels(Z, EPS_GRID)):
+        expected = number_by_first_point(DBSCAN(eps=eps, min_samples=1).fit_predict(Z))
+        np.testing.assert_array_equal(labels, expected)

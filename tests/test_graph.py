@@ -401,3 +401,49 @@ def test_public_graph_functions_say_what_is_wrong_with_their_input(small_faces):
         chain_parents(sims, idx, rank[:-1], 0.5)
     with pytest.raises(ValueError, match="tie_key must be"):
         density_rank(density(sims), np.zeros(3))
+
+
+def test_refinement_keeps_the_best_of_each_querys_neighbours_and_theirs():
+    from skdanet.graph._knn import refine_through_neighbours
+
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(400, 16))
+    R /= np.linalg.norm(R, axis=1, keepdims=True)
+    # A poor search: 9 random rows each, sorted as a search returns them; the
+    # lists to refine through: exact.
+    Q = R[:50] + 0.01 * rng.normal(size=(50, 16))
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    idx = np.stack([rng.choice(400, 9, replace=False) for _ in range(50)])
+    idx = np.take_along_axis(idx, np.argsort(-np.einsum("ij,ikj->ik", Q, R[idx]), axis=1), 1)
+    through = np.argsort(-(R @ R.T), axis=1)[:, :9]
+    sims, out = refine_through_neighbours(Q, R, idx, through, n_hops=3)
+    for q in range(50):
+        cand = np.unique(np.concatenate([idx[q], through[idx[q, :3]].ravel()]))
+        best = cand[np.argsort(-(R[cand] @ Q[q]), kind="stable")[:9]]
+        assert set(out[q]) == set(best)
+        np.testing.assert_allclose(sims[q], np.sort(R[cand] @ Q[q])[::-1][:9])
+    # Never worse than the search it starts from.
+    before = np.sort(np.einsum("ij,ikj->ik", Q, R[idx]), axis=1)[:, ::-1]
+    assert np.all(sims >= before - 1e-12)
+
+
+def test_ivf_refinement_raises_recall_and_transform_refines_through_the_fitted_graph():
+    from skdanet.graph import DensityGraph
+    from skdanet.graph._knn import NeighborIndex
+
+    X, _ = make_face_like(6000, random_state=0)
+    X = l2_normalize(X)
+    _, exact = knn_graph(X, 10, method="exact")
+    index = NeighborIndex(X, method="ivf", random_state=0)
+    index._ivf.n_probe = 2  # a poor search, for refinement to repair
+    unrefined = index.search(X, 11)[1]
+    _, refined = knn_graph(X, 10, index=index)
+
+    def recall(idx):
+        return np.mean([len(np.intersect1d(a[1:], b[1:])) for a, b in zip(idx, exact)]) / 10
+
+    assert recall(unrefined) < 0.9 and recall(refined) > recall(unrefined) + 0.02
+    graph = DensityGraph.build(X, 10, index=index)
+    _, idx, twin = graph.query_neighbours(X[:200])
+    np.testing.assert_array_equal(twin, np.arange(200))
+    np.testing.assert_array_equal(idx, graph.knn_indices[:200, 1:])

@@ -177,8 +177,12 @@ def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
 
     from sklearn.neighbors import NearestNeighbors
 
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     from skdanet.cluster import DEFAULT_QUERY_EXPANSION, ClusteringRule, calibrate_eps
-    from skdanet.model._trainer import _Trainer
+    from skdanet.cluster._dbscan import number_by_first_point
+    from skdanet.model._trainer import _Trainer, relabelling_rule
 
     from .conftest import expanded_by_loop
 
@@ -187,13 +191,20 @@ def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
     knn = NearestNeighbors(n_neighbors=11).fit(F).kneighbors(F, return_distance=False)
     anchors = np.where(np.arange(400) % 3 == 0, truth, np.arange(400) + 100)
     trainer = SimpleNamespace(graph=SimpleNamespace(knn_indices=knn, neighbors=knn[:, 1:]),
-                              rng=np.random.default_rng(0), rule=ClusteringRule())
+                              rng=np.random.default_rng(0),
+                              rule=relabelling_rule(ClusteringRule()))
     trainer._at_most_validation_faces = MethodType(_Trainer._at_most_validation_faces, trainer)
     labels, eps, _ = _Trainer._refined_pseudo_labels(trainer, Z.copy(), anchors)
     expanded = expanded_by_loop(Z, knn[:, 1:], DEFAULT_QUERY_EXPANSION)
     expected_eps, _ = calibrate_eps(expanded, anchors)
     assert eps == expected_eps
-    expected = DBSCAN(eps=expected_eps, min_samples=1).fit_predict(expanded)
+    # Re-labelling links only kNN pairs (O(n k)): components of the kNN pairs
+    # within the radius, by brute force.
+    rows = np.repeat(np.arange(400), 10)
+    cols = knn[:, 1:].ravel()
+    near = np.linalg.norm(expanded[rows] - expanded[cols], axis=1) <= expected_eps
+    links = csr_matrix((np.ones(near.sum()), (rows[near], cols[near])), shape=(400, 400))
+    expected = number_by_first_point(connected_components(links, directed=False)[1])
     np.testing.assert_array_equal(labels, expected)
     assert len(np.unique(labels)) < len(np.unique(DBSCAN(eps=eps, min_samples=1).fit_predict(Z)))
 
@@ -354,3 +365,39 @@ def test_readers_never_see_a_partly_written_file_while_it_is_saved_again(trained
     stop.set()
     reader.join()
     assert failures == [] and loads[0] > 0
+
+
+def test_an_epoch_is_at_most_max_batches_of_fresh_neighbourhoods():
+    from skdanet.model._sampling import neighbourhood_batches
+
+    knn = np.stack([np.roll(np.arange(5000), -j) for j in range(8)], axis=1)
+    rng = np.random.default_rng(0)
+    seen = np.zeros(5000, dtype=bool)
+    for _ in range(6):
+        batches = list(neighbourhood_batches(np.arange(5000), knn, rng, batch_size=64,
+                                             per_seed=7, max_batches=5))
+        assert len(batches) == 5
+        assert all(len(b) <= 64 for b in batches)
+        seen[np.concatenate(batches)] = True
+    # Each epoch samples anew: six epochs of 320 faces cover far more than one.
+    assert 1500 < seen.sum() < 1921
+    # Below the cap, the epoch is the whole pass, the same batches as without one.
+    a = list(neighbourhood_batches(np.arange(300), knn, np.random.default_rng(1),
+                                   batch_size=64, per_seed=7))
+    b = list(neighbourhood_batches(np.arange(300), knn, np.random.default_rng(1),
+                                   batch_size=64, per_seed=7, max_batches=1000))
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_the_step_budget_bounds_label_free_training_without_changing_small_sets():
+    from skdanet import DANetEmbedder
+    from skdanet.datasets import make_face_like
+
+    X, _ = make_face_like(1200, random_state=0)
+    params = dict(k=10, n_epochs=3, n_rounds=1, batch_size=64, random_state=0)
+    # 1200 faces in batches of 64: about 19 steps an epoch, all below a cap of 100.
+    full = DANetEmbedder(max_epoch_steps=None, **params).fit(X)
+    capped = DANetEmbedder(max_epoch_steps=100, **params).fit(X)
+    np.testing.assert_array_equal(full.transform(X[:50]), capped.transform(X[:50]))
+    few = DANetEmbedder(max_epoch_steps=2, **params).fit(X)
+    assert not np.array_equal(few.transform(X[:50]), full.transform(X[:50]))

@@ -8,6 +8,7 @@ labelled faces.
 
 from ._calibration import EPS_GRID, RAW_EPS_GRID, best_threshold, calibrate_eps
 from ._dbscan import (
+    exact_dbscan,
     edge_components,
     graph_dbscan,
     knn_edge_distances,
@@ -43,6 +44,7 @@ __all__ = [
     "edge_guarded_components",
     "edge_percolation_safe_eps",
     "expand_embedding",
+    "exact_dbscan",
     "graph_dbscan",
     "knn_edge_distances",
     "link_radius",

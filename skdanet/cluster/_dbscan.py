@@ -16,7 +16,7 @@ Two forms here:
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components
 
 _EDGE_BLOCK = 65_536
 # Pair distances held at a time by exact_dbscan (32 MB of float64).
@@ -167,9 +167,9 @@ def single_linkage_labels(Z, radii):
 
     With ``min_samples=1`` DBSCAN's clusters are the components of the
     pairs within the radius, which are the components of the minimum
-    spanning tree's edges within it: one O(n^2) tree, then O(n) per radius.
-    Holds the n x n distance matrix: for samples (calibration), not for
-    whole sets (:func:`exact_dbscan`).
+    spanning tree's edges within it: one O(n^2) tree (Prim's, on the dense
+    distances), then O(n) per radius. Holds the n x n distance matrix: for
+    samples (calibration), not for whole sets (:func:`exact_dbscan`).
 
     Yields
     ------
@@ -180,13 +180,32 @@ def single_linkage_labels(Z, radii):
     sq = np.einsum("ij,ij->i", Z, Z)
     dist = sq[:, None] + sq[None, :] - 2 * (Z @ Z.T)
     np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
-    dist += 1.0  # +1: a zero distance (duplicate faces) must stay an edge
-    np.fill_diagonal(dist, 0.0)
-    tree = minimum_spanning_tree(dist).tocoo()
+    rows, cols, lengths = _prim_tree(dist)
     del dist
-    lengths = tree.data - 1.0
-    for labels in edge_components(tree.row, tree.col, lengths, n, radii):
+    for labels in edge_components(rows, cols, lengths, n, radii):
         yield number_by_first_point(labels.astype(np.int64))
+
+
+def _prim_tree(dist):
+    """Edges ``(rows, cols, lengths)`` of a minimum spanning tree of the dense ``dist``."""
+    n = len(dist)
+    rows = np.empty(max(n - 1, 0), dtype=np.int64)
+    cols = np.empty(max(n - 1, 0), dtype=np.int64)
+    lengths = np.empty(max(n - 1, 0))
+    outside = np.ones(n, dtype=bool)
+    outside[0] = False
+    best = dist[0].copy()  # distance of each point outside to the tree
+    best[0] = np.inf
+    nearest = np.zeros(n, dtype=np.int64)  # its closest point in the tree
+    for step in range(n - 1):
+        j = int(np.argmin(best))
+        rows[step], cols[step], lengths[step] = nearest[j], j, best[j]
+        outside[j] = False
+        best[j] = np.inf
+        closer = outside & (dist[j] < best)
+        best[closer] = dist[j, closer]
+        nearest[closer] = j
+    return rows, cols, lengths
 
 
 def _pairs_within(Z, eps, with_distances=False):

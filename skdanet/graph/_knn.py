@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
+from ..utils._parallel import map_tasks
+from ..utils._threads import one_blas_thread
 from ._ivf import IVFIndex
 
 # Below this many reference rows the exact blocked search is both fast enough
@@ -30,8 +32,12 @@ EXACT_SEARCH_MAX_ROWS = 30_000
 # Exact search computes similarities for a block of query rows at a time; the
 # block is sized so that one block of similarities takes about this many bytes.
 _EXACT_BLOCK_BYTES = 128 * 2**20
+_REFINE_BLOCK = 4096
 
 # HNSW settings: recall@k >= 0.99 on 20K x 128 face-like rows.
+# IVF search is refined through the kNN lists of each face's first
+# REFINE_NEIGHBOURS neighbours (see refine_through_neighbours).
+REFINE_NEIGHBOURS = 4
 HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH_MIN = 128
@@ -230,7 +236,7 @@ class NeighborIndex:
             idx[short] = exact_knn(Q[short], self.R, n_neighbors)[1]
         return idx
 
-    def query(self, Q, n_neighbors, self_indices=None):
+    def query(self, Q, n_neighbors, self_indices=None, through=None):
         """Neighbours of query rows, each query's own copy in the reference excluded.
 
         A query row identical to a reference row is that reference face, so that
@@ -246,6 +252,11 @@ class NeighborIndex:
         self_indices : ndarray of shape (n_queries,), optional
             Known reference index of each query row (the graph of the reference
             set itself); otherwise an identical reference row is looked for.
+        through : ndarray of int of shape (n_reference, m), optional
+            The reference's kNN lists. An IVF search is then refined through
+            them (:func:`refine_through_neighbours`); for the reference itself
+            (``self_indices`` given) its own unrefined search is used when
+            None.
 
         Returns
         -------
@@ -255,6 +266,14 @@ class NeighborIndex:
         """
         k = min(n_neighbors + 1, self.n_reference)
         sims, idx = self.search(Q, k)
+        if self.method == "ivf":
+            if through is None and self_indices is not None:
+                # The reference's own graph: each row's search is its kNN list.
+                through = np.empty_like(idx)
+                through[self_indices] = idx
+            if through is not None:
+                sims, idx = refine_through_neighbours(Q, self.R, idx, through,
+                                                      n_jobs=self.n_jobs)
         n_q = Q.shape[0]
         twin = np.full(n_q, -1, dtype=np.int64)
         if self_indices is not None:
@@ -291,6 +310,42 @@ class NeighborIndex:
         sims = sims[keep].reshape(n_q, width)
         idx = idx[keep].reshape(n_q, width)
         return sims, idx, twin
+
+
+def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n_jobs=1):
+    """Each query's best ``idx.shape[1]`` among its neighbours and theirs, sorted.
+
+    An approximate search misses some true neighbours; a neighbour's own kNN
+    list (``through``, rows of ``R``) often holds them. Each query's
+    candidates are its ``idx`` row and the lists of its first ``n_hops``
+    neighbours, compared exactly. Row by row (a query's result depends on its
+    own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
+    """
+    blocks = [(a, min(len(Q), a + _REFINE_BLOCK)) for a in range(0, len(Q), _REFINE_BLOCK)]
+    tasks = ((Q[a:b], R, idx[a:b], through, n_hops) for a, b in blocks)
+    sims = np.empty(idx.shape, dtype=Q.dtype)
+    out = np.empty_like(idx)
+    with one_blas_thread():
+        for (a, b), (s, i) in zip(blocks, map_tasks(_refine_block, tasks, n_jobs)):
+            sims[a:b], out[a:b] = s, i
+    return sims, out
+
+
+def _refine_block(Q, R, idx, through, n_hops):
+    k = idx.shape[1]
+    hops = idx[:, :n_hops]
+    cand = np.concatenate([idx, through[np.maximum(hops, 0)].reshape(len(Q), -1)], axis=1)
+    cand[:, k:][np.repeat(hops < 0, through.shape[1], axis=1)] = -1
+    cand.sort(axis=1)
+    # Each candidate once; unfilled slots (-1) never win.
+    repeat = np.zeros(cand.shape, dtype=bool)
+    repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+    sims = row_similarities(Q, R, np.maximum(cand, 0))
+    sims[repeat | (cand < 0)] = -np.inf
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if cand.shape[1] > k else \
+        np.broadcast_to(np.arange(k), sims.shape)
+    return _sort_neighbors(np.take_along_axis(sims, top, axis=1),
+                           np.take_along_axis(cand, top, axis=1))
 
 
 def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normalize=True,

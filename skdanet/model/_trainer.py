@@ -87,6 +87,13 @@ def anchor_parents(graph):
     return np.where(graph.parent_sim >= threshold, graph.parent, -1)
 
 
+def relabelling_rule(rule):
+    """The rule label-free re-labelling clusters with: ``rule``'s expansion and DBSCAN,
+    with no face left as noise (pseudo-labels cover everyone) and over the kNN
+    pairs at every size, so that re-labelling costs O(n k)."""
+    return replace(rule, min_samples=1, algorithm="knn")
+
+
 def mean_direction(X):
     """Unit mean of L2-normalised face features: face embeddings are far from
     centred, so it identifies the extractor (zero vector if the mean is zero)."""
@@ -108,7 +115,8 @@ def _check_finite_loss(loss, epoch):
         )
 
 
-def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, verbose=0):
+def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, torch_threads=1,
+                  verbose=0):
     """Train DA-Net on the graph of ``reference``.
 
     Parameters
@@ -124,9 +132,11 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
     seed : int
     device : torch.device
     n_jobs : int, default=1
-        Workers for the re-labelling embedding of every face. Optimisation
-        steps run on one torch thread: a step's matrices are small, and on
-        two threads a step takes about twice as long.
+        Workers for the re-labelling embedding of every face.
+    torch_threads : int, default=1
+        Torch threads of the optimisation steps. One by default: a step's
+        matrices are small, and more threads make it slower
+        (``benchmarks/bench_fit_time.py`` measures it).
     verbose : int, default=0
 
     Returns
@@ -153,7 +163,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
     with seeded_torch(seed, device):
         module = DANet(config["in_features"], config["hidden_size"], config["n_components"],
                        config["n_gcn_layers"], config["chain_network"]).to(device)
-    with deterministic_torch(1):
+    with deterministic_torch(torch_threads):
         trainer = _Trainer(module, reference, graph, est, rule, rng, device, verbose, n_jobs)
         if y is not None:
             eps = trainer.fit_supervised(_identity_codes(y))
@@ -179,9 +189,7 @@ class _Trainer:
         self.graph = graph
         self.mask = graph.clique_mask()
         self.est = params
-        # Pseudo-labels are clusters of everyone: no face is left as noise;
-        # over the kNN pairs, so that re-labelling costs O(n k) at any size.
-        self.rule = replace(rule, min_samples=1, algorithm="knn")
+        self.rule = relabelling_rule(rule)
         self.rng = rng
         self.device = device
         self.n_jobs = n_jobs

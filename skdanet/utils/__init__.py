@@ -1,1 +1,2 @@
-"""Helpers shared by every layer: progress output and fit-time safety (no torch)."""
+"""Helpers shared by every layer (no torch): progress output, fit-time safety,
+row-parallel work through joblib, dask arrays."""
