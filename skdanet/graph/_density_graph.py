@@ -144,7 +144,7 @@ class DensityGraph:
         Returns ``(sims, indices, twin)`` as :meth:`NeighborIndex.query`: a
         row identical to a reference face is that face (its twin).
         """
-        return self.index.query(Q, self.n_neighbors, through=self.knn_indices)
+        return self.index.query(Q, self.n_neighbors)
 
     def place(self, Q, neighbours):
         """Density chains and pruned cliques of faces ``Q`` placed in this graph.

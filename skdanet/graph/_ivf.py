@@ -97,30 +97,32 @@ class IVFIndex:
         Lists searched per query; more is slower and closer to exact.
     """
 
-    def __init__(self, R, *, random_state=0, n_jobs=1, n_probe=N_PROBE, list_size=LIST_SIZE,
-                 centre=False):
+    def __init__(self, R, *, random_state=0, n_jobs=1, n_probe=N_PROBE, list_size=LIST_SIZE):
         n = R.shape[0]
-        self.mean = R.mean(axis=0) if centre else None
-        coarse = _coarse_rows(R, self.mean)
         self.n_jobs = max(1, int(n_jobs))
         n_lists = max(1, int(round(n / list_size)))
         self.n_probe = min(int(n_probe), n_lists)
         rng = np.random.default_rng(random_state)
-        sample = coarse
+        sample = R
         if n > KMEANS_SAMPLES_PER_LIST * n_lists:
-            sample = coarse[np.sort(rng.choice(n, KMEANS_SAMPLES_PER_LIST * n_lists,
-                                               replace=False))]
+            sample = R[np.sort(rng.choice(n, KMEANS_SAMPLES_PER_LIST * n_lists, replace=False))]
         # Threads over row blocks, one BLAS thread each: same index for any n_jobs.
         with one_blas_thread(), ThreadPoolExecutor(self.n_jobs) as pool:
             self.centroids = spherical_kmeans(sample, n_lists, rng=rng, pool=pool)
-            assign = _nearest_centroids(coarse, self.centroids, 1, pool)[:, 0]
+            assign = _nearest_centroids(R, self.centroids, 1, pool)[:, 0]
         # Rows grouped by list, contiguous, so that a list is one slice.
         self.members = np.argsort(assign, kind="stable")
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=n_lists))])
-        self.R_by_list = np.ascontiguousarray(R[self.members])
+        # float32: the lists only select candidates (their similarities are
+        # recomputed in the data's precision), at half the memory and time.
+        self.R_by_list = np.ascontiguousarray(R[self.members], dtype=np.float32)
 
     def search(self, Q, n_neighbors, progress=None):
         """Top-``n_neighbors`` (similarities, reference indices), unsorted columns.
+
+        Similarities are float32 products: they select the candidates, and
+        callers that need exact values recompute them (as
+        :class:`~skdanet.graph.NeighborIndex` does).
 
         Columns a query could not fill (its lists hold fewer rows than asked)
         have similarity ``-inf`` and index ``-1``. Query blocks run through
@@ -131,12 +133,12 @@ class IVFIndex:
         k = n_neighbors
         sims = np.empty((Q.shape[0], k), dtype=Q.dtype)
         idx = np.empty((Q.shape[0], k), dtype=np.int64)
-        R_by_list = self.R_by_list.astype(Q.dtype, copy=False)
-        centroids = self.centroids.astype(Q.dtype)
+        R_by_list = self.R_by_list
+        centroids = self.centroids.astype(np.float32)
         blocks = row_blocks(Q.shape[0], _QUERY_CHUNK)
         with one_blas_thread():
             tasks = ((block, Q, k, R_by_list, centroids, self.members, self.offsets,
-                      self.n_probe, self.mean) for block in blocks)
+                      self.n_probe) for block in blocks)
             results = map_tasks(_search_block, tasks, self.n_jobs)
             for i, ((start, stop), (s, j)) in enumerate(zip(blocks, results), 1):
                 sims[start:stop] = s
@@ -146,20 +148,15 @@ class IVFIndex:
         return sims, idx
 
 
-def _coarse_rows(X, mean):
-    """The rows the lists are chosen by: ``X`` itself, or its unit directions from ``mean``."""
-    return X if mean is None else _normalized(X - mean.astype(X.dtype))
-
-
-def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe, mean):
+def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     """The unsorted top ``k`` of the queries ``Q[start:stop]`` in their ``n_probe`` lists.
 
     A query's result depends on that query alone (its own probe lists), so
     blocks can run anywhere, in any order.
     """
-    Q = Q[block[0] : block[1]]
+    Q = Q[block[0] : block[1]].astype(np.float32)
     n_q, p = Q.shape[0], n_probe
-    probes = _nearest_centroids(_coarse_rows(Q, mean), centroids, p)
+    probes = _nearest_centroids(Q, centroids, p)
     cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
     cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
     # (query, slot) pairs grouped by the list they probe.

@@ -177,6 +177,7 @@ class NeighborIndex:
         self.method = method
         self.n_jobs = n_jobs
         self._hnsw = self._ivf = None
+        self._searched_lists = None  # IVF: the reference's own search, refined through
         if method == "hnsw":
             self._hnsw = self._build_hnsw(R, random_state)
         elif method == "ivf":
@@ -236,7 +237,24 @@ class NeighborIndex:
             idx[short] = exact_knn(Q[short], self.R, n_neighbors)[1]
         return idx
 
-    def query(self, Q, n_neighbors, self_indices=None, through=None):
+    def _refined(self, Q, sims, idx, self_indices):
+        """An IVF search refined through the reference's own searched lists.
+
+        The search of the whole reference (``self_indices`` covering every
+        row) is kept as the lists to refine through, so that a face's
+        neighbours follow one rule whether it was fitted or is new. Before
+        that search there is nothing to refine through.
+        """
+        if self_indices is not None and len(self_indices) == self.n_reference:
+            lists = np.empty(idx.shape, dtype=np.int32)
+            lists[self_indices] = idx
+            self._searched_lists = lists
+        lists = self._searched_lists
+        if lists is None or lists.shape[1] < REFINE_NEIGHBOURS:
+            return sims, idx
+        return refine_through_neighbours(Q, self.R, idx, lists, n_jobs=self.n_jobs)
+
+    def query(self, Q, n_neighbors, self_indices=None):
         """Neighbours of query rows, each query's own copy in the reference excluded.
 
         A query row identical to a reference row is that reference face, so that
@@ -252,11 +270,6 @@ class NeighborIndex:
         self_indices : ndarray of shape (n_queries,), optional
             Known reference index of each query row (the graph of the reference
             set itself); otherwise an identical reference row is looked for.
-        through : ndarray of int of shape (n_reference, m), optional
-            The reference's kNN lists. An IVF search is then refined through
-            them (:func:`refine_through_neighbours`); for the reference itself
-            (``self_indices`` given) its own unrefined search is used when
-            None.
 
         Returns
         -------
@@ -267,13 +280,7 @@ class NeighborIndex:
         k = min(n_neighbors + 1, self.n_reference)
         sims, idx = self.search(Q, k)
         if self.method == "ivf":
-            if through is None and self_indices is not None:
-                # The reference's own graph: each row's search is its kNN list.
-                through = np.empty_like(idx)
-                through[self_indices] = idx
-            if through is not None:
-                sims, idx = refine_through_neighbours(Q, self.R, idx, through,
-                                                      n_jobs=self.n_jobs)
+            sims, idx = self._refined(Q, sims, idx, self_indices)
         n_q = Q.shape[0]
         twin = np.full(n_q, -1, dtype=np.int64)
         if self_indices is not None:
