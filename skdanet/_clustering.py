@@ -75,7 +75,9 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
         DBSCAN's ``min_samples``. 1 keeps people with a single photo as
         clusters of their own instead of noise.
     dbscan_algorithm : {"auto", "exact", "knn"}, default="auto"
-        ``"exact"``: :class:`sklearn.cluster.DBSCAN` over all pairs of faces.
+        ``"exact"``: DBSCAN over all pairs of faces, in row blocks (the
+        clusters of :class:`sklearn.cluster.DBSCAN`, in O(n) memory, O(n^2)
+        time).
         ``"knn"``: DBSCAN over the pairs of the kNN graph the embedding was
         computed on, O(n k) time and memory; the same clusters whenever a
         face's ``eps``-neighbours in the embedding are among its ``k``
@@ -92,7 +94,7 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
         in the expanded space. Label-free training re-labels the same way.
         0: cluster the embedding as it is.
     k, tau, chain_threshold, max_chain_length, hidden_size, n_components, \
-n_gcn_layers, chain_network, n_epochs, batch_size, inference_batch_size, \
+n_gcn_layers, chain_network, n_epochs, batch_size, max_epoch_steps, inference_batch_size, \
 learning_rate, weight_decay, pair_margin, pair_scale, validation_fraction, n_iter_no_change, \
 n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         As in :class:`DANetEmbedder`.

@@ -92,7 +92,7 @@ class IVFIndex:
     random_state : int
         Seed of the k-means sample and initialisation.
     n_jobs : int
-        Threads for building and searching.
+        Threads of the k-means build; joblib workers of the search.
     n_probe : int
         Lists searched per query; more is slower and closer to exact.
     """

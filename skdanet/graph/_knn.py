@@ -2,7 +2,9 @@
 
 Three searches: exact blocked products (small sets), an inverted-file index
 (``_ivf.py``: the default above ``EXACT_SEARCH_MAX_ROWS``, deterministic and
-parallel) and HNSW (hnswlib, built on one thread so that it is deterministic).
+parallel; its results refined through the neighbours' own lists, see
+:func:`refine_through_neighbours`) and HNSW (hnswlib, built on one thread so
+that it is deterministic).
 Plain numpy / hnswlib: no torch and no estimator plumbing, so that this stage
 can be tested against brute force and benchmarked on its own.
 
@@ -160,7 +162,8 @@ class NeighborIndex:
         Seed of the IVF k-means or of the HNSW level generator (the HNSW index
         is built single-threaded so that it is the same for a given seed).
     n_jobs : int
-        Threads used by IVF and HNSW (the result does not depend on it).
+        Workers of the IVF queries and refinement (joblib) and threads of
+        HNSW; the result does not depend on it.
     progress : callable or None
         ``progress(i, n_done, m)`` after each chunk of an IVF search (verbose
         output of long runs).
@@ -371,7 +374,8 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normal
     random_state : int, default=0
         Seed of the IVF or HNSW index (the exact search uses none).
     n_jobs : int, default=1
-        Threads for the IVF and HNSW search; the result does not depend on it.
+        Workers of the IVF search (joblib) and threads of HNSW; the result
+        does not depend on it.
     normalize : bool, default=True
         L2-normalise the rows first (a copy; ``X`` is never modified).
     index : NeighborIndex, optional

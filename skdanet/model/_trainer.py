@@ -7,6 +7,7 @@ label-free re-labelling clusters with, and returns a :class:`TrainedNetwork`.
 
 import copy
 import time
+from types import SimpleNamespace
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -175,7 +176,10 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
     return TrainedNetwork.from_module(trainer.module, config), trainer.history
 
 
-def _embed_block(module, reference, graph, mask, nodes, device):
+def _embed_block(module, reference, chains, knn_indices, mask, nodes, device):
+    # The graph's arrays travel on their own: a joblib backend that ships
+    # tasks to other machines (Dask) then sends each array once, not per task.
+    graph = SimpleNamespace(chains=chains, knn_indices=knn_indices)
     with torch.no_grad():
         z = embed_reference_nodes(module, reference, graph, mask, nodes, dtype=torch.float32,
                                   device=device)
@@ -202,8 +206,9 @@ class _Trainer:
     def embed(self, nodes):
         """The current module's embedding of reference ``nodes``, in blocks over the workers."""
         self.module.eval()
-        tasks = ((self.module, self.reference, self.graph, self.mask, nodes[start:stop],
-                  self.device) for start, stop in row_blocks(len(nodes), _EMBED_BLOCK))
+        tasks = ((self.module, self.reference, self.graph.chains, self.graph.knn_indices,
+                  self.mask, nodes[start:stop], self.device)
+                 for start, stop in row_blocks(len(nodes), _EMBED_BLOCK))
         return np.concatenate(list(map_tasks(_embed_block, tasks, self.n_jobs)))
 
     def run_epoch(self, train_nodes, labels, epoch, relation=None):
