@@ -176,6 +176,11 @@ def test_n_jobs_means_what_it_means_in_scikit_learn():
     assert resolve_n_jobs(None) == joblib.cpu_count()
     with joblib.parallel_config(n_jobs=1):
         assert resolve_n_jobs(None) == 1
+    # In joblib's worker processes OMP_NUM_THREADS shares the cores out.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        assert resolve_n_jobs(None) == 1
+        assert resolve_n_jobs(-1) == joblib.cpu_count()
     assert resolve_n_jobs(-1) == joblib.cpu_count()
     assert resolve_n_jobs(2) == 2
     with joblib.parallel_config(n_jobs=2):

@@ -7,6 +7,8 @@ neither do the results. Inside ``with joblib.parallel_backend("dask"):`` the
 blocks run on the cluster's workers (joblib scatters large arguments once).
 """
 
+import os
+
 import joblib
 from joblib.parallel import get_active_backend
 
@@ -16,10 +18,15 @@ def resolve_n_jobs(n_jobs):
 
     None uses the ``n_jobs`` of an enclosing ``joblib.parallel_config`` /
     ``parallel_backend`` context, and otherwise every core, as
-    scikit-learn's OpenMP estimators do: the results never depend on it.
+    scikit-learn's OpenMP estimators do, within ``OMP_NUM_THREADS`` when
+    set (joblib sets it in its worker processes, so that estimators fitted
+    in parallel, as by ``GridSearchCV(n_jobs=-1)``, share the cores). The
+    results never depend on it.
     """
     if n_jobs is None and get_active_backend()[1] is None:
-        return max(1, joblib.cpu_count())
+        cores = joblib.cpu_count()
+        limit = os.environ.get("OMP_NUM_THREADS", "")
+        return max(1, min(cores, int(limit))) if limit.isdigit() else max(1, cores)
     return max(1, int(joblib.effective_n_jobs(n_jobs)))
 
 
