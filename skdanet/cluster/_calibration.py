@@ -8,7 +8,7 @@ whose score is within it of the best.
 """
 
 import numpy as np
-from ._dbscan import exact_dbscan, single_linkage_labels
+from ._dbscan import single_linkage_labels
 
 from ..metrics import mean_f_score
 
@@ -20,9 +20,6 @@ EPS_GRID = np.round(np.arange(0.20, 1.001, 0.025), 3)
 # side and degrades slowly on the tight side, and the held-out set is smaller
 # than the sets users cluster, so the tighter of two near-equal radii is safer.
 EPS_TOLERANCE = 0.02
-# Largest set calibrated through one spanning tree (its n x n distances,
-# 200 MB here); larger sets run DBSCAN once per radius, in O(n) memory.
-_TREE_MAX_ROWS = 5000
 
 
 def best_threshold(cluster, grid, labels, *, tolerance=0.0):
@@ -56,8 +53,5 @@ def calibrate_eps(Z, labels, *, grid=EPS_GRID, tolerance=EPS_TOLERANCE):
     -------
     eps, score : float, float
     """
-    if len(Z) > _TREE_MAX_ROWS:
-        return best_threshold(lambda eps: exact_dbscan(Z, eps), grid, labels,
-                              tolerance=tolerance)
     by_radius = dict(zip(grid, single_linkage_labels(Z, grid)))
     return best_threshold(by_radius.__getitem__, grid, labels, tolerance=tolerance)

@@ -167,34 +167,37 @@ def single_linkage_labels(Z, radii):
 
     With ``min_samples=1`` DBSCAN's clusters are the components of the
     pairs within the radius, which are the components of the minimum
-    spanning tree's edges within it: one O(n^2) tree (Prim's, on the dense
-    distances), then O(n) per radius. Holds the n x n distance matrix: for
-    samples (calibration), not for whole sets (:func:`exact_dbscan`).
+    spanning tree's edges within it: one tree (Prim's, O(n^2 d) time, each
+    point's distances computed when it joins, O(n) memory), then O(n) per
+    radius.
 
     Yields
     ------
     labels : ndarray of shape (n_samples,), int64, numbered by first point
     """
     Z = np.asarray(Z, dtype=np.float64)
-    n = len(Z)
-    sq = np.einsum("ij,ij->i", Z, Z)
-    dist = sq[:, None] + sq[None, :] - 2 * (Z @ Z.T)
-    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
-    rows, cols, lengths = _prim_tree(dist)
-    del dist
-    for labels in edge_components(rows, cols, lengths, n, radii):
+    rows, cols, lengths = _prim_tree(Z)
+    for labels in edge_components(rows, cols, lengths, len(Z), radii):
         yield number_by_first_point(labels.astype(np.int64))
 
 
-def _prim_tree(dist):
-    """Edges ``(rows, cols, lengths)`` of a minimum spanning tree of the dense ``dist``."""
-    n = len(dist)
+def _prim_tree(Z):
+    """Edges ``(rows, cols, lengths)`` of a Euclidean minimum spanning tree of the rows of ``Z``."""
+    n = len(Z)
+    sq = np.einsum("ij,ij->i", Z, Z)
+
+    def distances_from(j):
+        d2 = sq[j] + sq - 2 * (Z @ Z[j])
+        return np.sqrt(np.maximum(d2, 0, out=d2), out=d2)
+
     rows = np.empty(max(n - 1, 0), dtype=np.int64)
     cols = np.empty(max(n - 1, 0), dtype=np.int64)
     lengths = np.empty(max(n - 1, 0))
+    if n == 0:
+        return rows, cols, lengths
     outside = np.ones(n, dtype=bool)
     outside[0] = False
-    best = dist[0].copy()  # distance of each point outside to the tree
+    best = distances_from(0)  # distance of each point outside to the tree
     best[0] = np.inf
     nearest = np.zeros(n, dtype=np.int64)  # its closest point in the tree
     for step in range(n - 1):
@@ -202,8 +205,9 @@ def _prim_tree(dist):
         rows[step], cols[step], lengths[step] = nearest[j], j, best[j]
         outside[j] = False
         best[j] = np.inf
-        closer = outside & (dist[j] < best)
-        best[closer] = dist[j, closer]
+        d = distances_from(j)
+        closer = outside & (d < best)
+        best[closer] = d[closer]
         nearest[closer] = j
     return rows, cols, lengths
 
