@@ -5,6 +5,8 @@ would run them: kNN queries, embedding blocks and the re-labelling embedding
 go through joblib's Dask backend; ``transform`` takes and returns dask arrays.
 """
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -21,10 +23,17 @@ BLOCKS = dict(inference_batch_size=256, graph_method="ivf")
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+    # Starting worker processes sets OMP_NUM_THREADS=1 (and the like) in this
+    # process's environment for good; the other tests must not inherit it.
+    environment = dict(os.environ)
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture(scope="module")
