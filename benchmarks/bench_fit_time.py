@@ -49,15 +49,17 @@ def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             seconds = best_seconds(
-                lambda: DensityChainClustering(random_state=0, n_jobs=n_jobs).fit(X), args.repeats)
-        print(f"{str(n_jobs):>8} {seconds:>10.1f}")
+                lambda n_jobs=n_jobs: DensityChainClustering(random_state=0,
+                                                             n_jobs=n_jobs).fit(X),
+                args.repeats)
+        print(f"{n_jobs!s:>8} {seconds:>10.1f}")
 
     reference = l2_normalize(X)
     graph = DensityGraph.build(reference, 30)
-    print(f"\nlabel-free training alone (train_network), same graph")
+    print("\nlabel-free training alone (train_network), same graph")
     print(f"{'torch threads':>14} {'seconds':>10}")
     for threads in sorted({1, cores}):
-        seconds = best_seconds(lambda: train_network(
+        seconds = best_seconds(lambda threads=threads: train_network(
             reference, graph, None, params=TrainingParams(), rule=ClusteringRule(), seed=0,
             device=torch.device("cpu"), n_jobs=1, torch_threads=threads), args.repeats)
         print(f"{threads:>14} {seconds:>10.1f}")

@@ -177,7 +177,7 @@ def print_rows(title, rows, cols):
     print("".join(f"{c[:13]:>14}" for c in cols), flush=True)
     for row in rows:
         print("".join(f"{row[c]:>14.4f}" if isinstance(row.get(c), float)
-                      else f"{str(row.get(c, '')):>14}" for c in cols), flush=True)
+                      else f"{row.get(c, '')!s:>14}" for c in cols), flush=True)
     print()
 
 

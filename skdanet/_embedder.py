@@ -32,8 +32,8 @@ from .model import (
     resolve_device,
     train_network,
 )
-from .utils._fitting import seed_from, unfitted_on_failure
 from .utils._dask import is_dask_array, transform_dask_array
+from .utils._fitting import seed_from, unfitted_on_failure
 from .utils._parallel import resolve_n_jobs
 from .utils._progress import BatchProgress, StageTimer
 

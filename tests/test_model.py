@@ -175,10 +175,9 @@ def test_label_free_pseudo_labels_cluster_the_expanded_embedding():
     # radius against the anchors on the expanded rows, DBSCAN there.
     from types import MethodType, SimpleNamespace
 
-    from sklearn.neighbors import NearestNeighbors
-
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import NearestNeighbors
 
     from skdanet.cluster import DEFAULT_QUERY_EXPANSION, ClusteringRule, calibrate_eps
     from skdanet.cluster._dbscan import number_by_first_point

@@ -8,8 +8,8 @@ labelled faces.
 
 from ._calibration import EPS_GRID, RAW_EPS_GRID, best_threshold, calibrate_eps
 from ._dbscan import (
-    exact_dbscan,
     edge_components,
+    exact_dbscan,
     graph_dbscan,
     knn_edge_distances,
     number_by_first_point,

@@ -8,9 +8,9 @@ whose score is within it of the best.
 """
 
 import numpy as np
-from ._dbscan import single_linkage_labels
 
 from ..metrics import mean_f_score
+from ._dbscan import single_linkage_labels
 
 # DBSCAN radii searched for raw, L2-normalised face features (baselines).
 RAW_EPS_GRID = np.round(np.arange(0.20, 0.60, 0.01), 3)

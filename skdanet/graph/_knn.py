@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
-from ..utils._parallel import map_tasks
+from ..utils._parallel import map_tasks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import IVFIndex
 
@@ -36,10 +36,10 @@ EXACT_SEARCH_MAX_ROWS = 30_000
 _EXACT_BLOCK_BYTES = 128 * 2**20
 _REFINE_BLOCK = 4096
 
-# HNSW settings: recall@k >= 0.99 on 20K x 128 face-like rows.
 # IVF search is refined through the kNN lists of each face's first
 # REFINE_NEIGHBOURS neighbours (see refine_through_neighbours).
 REFINE_NEIGHBOURS = 4
+# HNSW settings: recall@k >= 0.99 on 20K x 128 face-like rows.
 HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH_MIN = 128
@@ -252,10 +252,10 @@ class NeighborIndex:
             lists = np.empty(idx.shape, dtype=np.int32)
             lists[self_indices] = idx
             self._searched_lists = lists
-        lists = self._searched_lists
-        if lists is None or lists.shape[1] < REFINE_NEIGHBOURS:
+        if self._searched_lists is None:
             return sims, idx
-        return refine_through_neighbours(Q, self.R, idx, lists, n_jobs=self.n_jobs)
+        return refine_through_neighbours(Q, self.R, idx, self._searched_lists,
+                                         n_jobs=self.n_jobs)
 
     def query(self, Q, n_neighbors, self_indices=None):
         """Neighbours of query rows, each query's own copy in the reference excluded.
@@ -331,7 +331,7 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
     neighbours, compared exactly. Row by row (a query's result depends on its
     own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
     """
-    blocks = [(a, min(len(Q), a + _REFINE_BLOCK)) for a in range(0, len(Q), _REFINE_BLOCK)]
+    blocks = row_blocks(len(Q), _REFINE_BLOCK)
     tasks = ((Q[a:b], R, idx[a:b], through, n_hops) for a, b in blocks)
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)

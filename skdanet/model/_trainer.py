@@ -7,8 +7,8 @@ label-free re-labelling clusters with, and returns a :class:`TrainedNetwork`.
 
 import copy
 import time
-from types import SimpleNamespace
 from dataclasses import dataclass, fields, replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
