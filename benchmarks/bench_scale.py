@@ -81,7 +81,6 @@ def run_default(n, graph_method="auto", network=None, dask=False):
     params = {"random_state": 0, "graph_method": graph_method}
     if network is not None:
         params["network"] = TrainedNetwork.load(network)
-    t = time.perf_counter()
     if dask:
         from distributed import Client, LocalCluster
 
@@ -92,6 +91,7 @@ def run_default(n, graph_method="auto", network=None, dask=False):
                 model = DensityChainClustering(**params).fit(X)
             total = time.perf_counter() - t
     else:
+        t = time.perf_counter()
         model = DensityChainClustering(**params).fit(X)
         total = time.perf_counter() - t
     emb = model.embedder_

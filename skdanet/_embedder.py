@@ -179,8 +179,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         re-labelling), each worker on one torch and one BLAS thread. None
         means every core (as scikit-learn's OpenMP estimators do, within
         ``OMP_NUM_THREADS`` when set), or the ``n_jobs`` of an enclosing
-        :func:`joblib.parallel_config`; -1 all cores. They run through joblib, so inside ``with
-        joblib.parallel_backend("dask"):`` they run on a Dask cluster.
+        :func:`joblib.parallel_config`; -1 all cores. They run through
+        joblib, so inside ``with joblib.parallel_backend("dask"):`` they run
+        on a Dask cluster.
         Training steps run on one torch thread whatever ``n_jobs`` (their
         matrices are too small to gain from more; see the user guide). The
         result is the same bits for any value and any backend.

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..utils._parallel import row_blocks
+
 _EDGE_BLOCK = 65_536
 # Pair distances held at a time by exact_dbscan (32 MB of float64).
 _PAIR_BLOCK_ELEMENTS = 2**22
@@ -223,9 +225,8 @@ def _pairs_within(Z, eps, with_distances=False):
     n = len(Z)
     sq = np.einsum("ij,ij->i", Z, Z)
     half_sq = sq / 2
-    block = max(1, _PAIR_BLOCK_ELEMENTS // max(n, 1))
-    for start in range(0, n, block):
-        rows = np.arange(start, min(start + block, n))
+    for start, stop in row_blocks(n, max(1, _PAIR_BLOCK_ELEMENTS // max(n, 1))):
+        rows = np.arange(start, stop)
         score = Z[rows] @ Z.T
         score -= half_sq
         near = score >= ((sq[rows] - eps * eps) / 2)[:, None]

@@ -10,8 +10,9 @@ thread, which is slow at scale. Here every step is a fixed
 computation: the index depends only on the data and the seed, a query's result
 depends only on that query (the candidate lists are its own), and query blocks
 are split over joblib workers, each block's products computed on one BLAS
-thread, so the result is bit-identical for any ``n_jobs`` or backend. Face embeddings cluster by identity,
-so a query's neighbours sit in a few lists and recall is high.
+thread, so the result is bit-identical for any ``n_jobs`` or backend. Face
+embeddings cluster by identity, so a query's neighbours sit in a few lists and
+recall is high.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -154,7 +155,7 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     A query's result depends on that query alone (its own probe lists), so
     blocks can run anywhere, in any order.
     """
-    Q = Q[block[0] : block[1]].astype(np.float32)
+    Q = Q[block[0] : block[1]].astype(np.float32, copy=False)
     n_q, p = Q.shape[0], n_probe
     probes = _nearest_centroids(Q, centroids, p)
     cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)

@@ -326,7 +326,8 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
     """Each query's best ``idx.shape[1]`` among its neighbours and theirs, sorted.
 
     An approximate search misses some true neighbours; a neighbour's own kNN
-    list (``through``, rows of ``R``) often holds them. Each query's
+    list (``through``, rows of ``R``) often holds them. ``idx`` is sorted by
+    decreasing similarity and, like ``through``, complete (no -1). Each query's
     candidates are its ``idx`` row and the lists of its first ``n_hops``
     neighbours, compared exactly. Row by row (a query's result depends on its
     own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
@@ -343,17 +344,12 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
 
 def _refine_block(Q, R, idx, through, n_hops):
     k = idx.shape[1]
-    hops = idx[:, :n_hops]
-    cand = np.concatenate([idx, through[np.maximum(hops, 0)].reshape(len(Q), -1)], axis=1)
-    cand[:, k:][np.repeat(hops < 0, through.shape[1], axis=1)] = -1
+    cand = np.concatenate([idx, through[idx[:, :n_hops]].reshape(len(Q), -1)], axis=1)
     cand.sort(axis=1)
-    # Each candidate once; unfilled slots (-1) never win.
-    repeat = np.zeros(cand.shape, dtype=bool)
-    repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
-    sims = row_similarities(Q, R, np.maximum(cand, 0))
-    sims[repeat | (cand < 0)] = -np.inf
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if cand.shape[1] > k else \
-        np.broadcast_to(np.arange(k), sims.shape)
+    # Each candidate once: a repeat never wins a second slot.
+    sims = row_similarities(Q, R, cand)
+    sims[:, 1:][cand[:, 1:] == cand[:, :-1]] = -np.inf
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     return _sort_neighbors(np.take_along_axis(sims, top, axis=1),
                            np.take_along_axis(cand, top, axis=1))
 

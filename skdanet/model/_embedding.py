@@ -78,12 +78,7 @@ class GraphEmbedding:
             np.arange(start, stop), self.reference, self.graph.knn_indices, mask, dtype=dtype,
             device=self.device, centre_only=not module.clique.reads_neighbours))
             for start, stop in blocks)
-        for batch, ((start, stop), phi) in enumerate(
-                zip(blocks, map_tasks(_clique_block, tasks, self.n_jobs)), 1):
-            out[start:stop] = phi
-            if progress is not None:
-                progress(batch, stop)
-        return out
+        return self._fill(out, blocks, _clique_block, tasks, progress)
 
     def embed(self, Q, neighbours, reference_phi, progress=None):
         """Embeddings of the faces ``Q`` placed in the graph, in batches.
@@ -99,9 +94,13 @@ class GraphEmbedding:
         tasks = ((module, *self._chain_inputs(Q[start:stop], neighbours(start, stop),
                                               reference_phi, module, dtype))
                  for start, stop in blocks)
-        for batch, ((start, stop), z) in enumerate(
-                zip(blocks, map_tasks(_chain_block, tasks, self.n_jobs)), 1):
-            out[start:stop] = z
+        return self._fill(out, blocks, _chain_block, tasks, progress)
+
+    def _fill(self, out, blocks, func, tasks, progress):
+        """Rows ``start:stop`` of ``out`` from ``func(*task)``, block by block, over the workers."""
+        for batch, ((start, stop), rows) in enumerate(
+                zip(blocks, map_tasks(func, tasks, self.n_jobs)), 1):
+            out[start:stop] = rows
             if progress is not None:
                 progress(batch, stop)
         return out
