@@ -12,7 +12,8 @@ from ``--data-dir``; skipped when absent) and ``face_like``
 Rows: raw-feature baselines (DBSCAN, HDBSCAN, average-link HAC, Infomap on a
 kNN graph when ``infomap`` is installed), then DA-Net supervised (trained on
 the train half, clustering the unseen half through its own graph),
-label-free (trained on the unseen half itself, no labels), the design card's
+label-free (trained on the unseen half itself, no labels; and the same
+network clustered without reciprocal links, an ablation), the design card's
 ``Pipeline([DANetEmbedder(), DBSCAN()])`` as written (label-free), the
 supervised network in a Pipeline with ``DBSCAN(eps=emb.eps_,
 min_samples=1)``, and the pretrained network: on LFW and the dev set its
@@ -152,8 +153,19 @@ def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
         Z = emb.fit_transform(X[te])
         return DBSCAN(eps=emb.eps_, min_samples=1).fit_predict(Z)
 
+    label_free = {}
+
+    def label_free_fit():
+        label_free["net"] = DensityChainClustering(random_state=seed).fit(X[te]).network_
+        return label_free["net"]
+
     add("DA-Net supervised", supervised)
     add("DA-Net label-free", lambda: DensityChainClustering(random_state=seed).fit(X[te]).labels_)
+    # Ablation: the same label-free network (trained again, same seed, same
+    # bits), clustered without the reciprocal links.
+    add("DA-Net label-free, no reciprocal links",
+        lambda: DensityChainClustering(network=label_free_fit(), jaccard_eps=None)
+        .fit(X[te]).labels_)
     add("Pipeline DANetEmbedder() + DBSCAN()",
         lambda: Pipeline([("danet", DANetEmbedder(random_state=seed)),
                           ("dbscan", DBSCAN())]).fit_predict(X[te]))

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 STAGES = ["kNN graph", "density and chains", "training", "clique network", "chain network",
-          "query expansion", "DBSCAN", "merging"]
+          "query expansion", "DBSCAN", "merging", "reciprocal links"]
 TRAIN_FACES = 20_000
 RECALL_QUERIES = 1000
 

@@ -2,9 +2,9 @@
 
 Run with ``python -m skdanet``. Trains DA-Net on half of the LFW identities,
 embeds the other half through its own kNN graph with the trained network,
-clusters it with DensityChainClustering (DBSCAN at a tight radius, then merging of pieces with
-close mean embeddings; both radii from the calibrated one), and prints pairwise / BCubed F next
-to DBSCAN on the raw features (its eps tuned on the training half).
+clusters it with DensityChainClustering (DBSCAN at the calibrated radius, then links between
+clusters through close faces whose k-reciprocal neighbourhoods overlap), and prints pairwise /
+BCubed F next to DBSCAN on the raw features (its eps tuned on the training half).
 """
 
 import argparse
@@ -77,7 +77,8 @@ clusters: clusters found; sec: seconds, radius search (DBSCAN) or training and c
 (DA-Net) included. eps: DBSCAN's radius between unit-norm rows, for raw DBSCAN the one
 chosen on the training people; for DA-Net the radius that linked faces in its embedding
 after query expansion (each face averaged with its 4 most similar neighbours): the radius
-calibrated on held-out training people, carried into that space.""")
+calibrated on held-out training people, carried into that space. Clusters are then joined
+through close faces whose k-reciprocal neighbourhoods overlap (reciprocal links).""")
     return rows
 
 

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._embedder import DANetEmbedder
-from .cluster import DEFAULT_QUERY_EXPANSION, ClusteringRule
+from .cluster import DEFAULT_JACCARD_EPS, DEFAULT_QUERY_EXPANSION, ClusteringRule
 from .utils._fitting import unfitted_on_failure
 from .utils._progress import StageTimer
 
@@ -17,6 +17,7 @@ from .utils._progress import StageTimer
 _CLUSTERING_DEFAULTS = {
     "eps": "auto",
     "merge_eps": "auto",
+    "jaccard_eps": DEFAULT_JACCARD_EPS,
     "min_samples": 1,
     "dbscan_algorithm": "auto",
     "query_expansion": DEFAULT_QUERY_EXPANSION,
@@ -32,15 +33,16 @@ def _init_signature():
 
 
 class DensityChainClustering(ClusterMixin, BaseEstimator):
-    """Cluster faces by identity: DA-Net embedding, then DBSCAN, then merging.
+    """Cluster faces by identity: DA-Net embedding, DBSCAN, merging, reciprocal links.
 
     Fits a :class:`DANetEmbedder` on ``X`` (supervised when ``y`` is given,
     label-free otherwise, or with a given trained ``network`` for people it
     has never seen), embeds ``X`` through its own density graph and clusters
     the embedding with skdanet's clustering rule
     (:class:`skdanet.cluster.ClusteringRule`): query expansion, DBSCAN at a
-    tight radius for pure pieces, then merging of pieces whose mean
-    embeddings are close. Both radii derive from the one stored with the
+    tight radius for pure pieces, merging of pieces whose mean embeddings
+    are close, then links between clusters whose faces share their
+    k-reciprocal neighbourhoods. The radii derive from the one stored with the
     network (``network_.config["eps"]``), so most users never tune them.
 
     The embedder's parameters are the clusterer's own (flat), so that a grid
@@ -71,6 +73,16 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
         people (``"calibrated"``), no merging: calibration already picked
         the tight end of the radii that cluster well, and DBSCAN links at
         it. None: no merging (the paper's pipeline).
+    jaccard_eps : float or None, default=0.45
+        Reciprocal links: after merging, two clusters are joined when a kNN
+        pair of their faces is within 1.05 times the network's radius and
+        the Jaccard distance between the two faces' k-reciprocal
+        neighbourhoods (the faces among each one's 20 nearest that count it
+        among theirs, smoothed over its 5 nearest; read from the kNN graph,
+        with no radius of its own) is at most ``jaccard_eps``. It brings
+        back a person's odd photo that lies beyond the link radius yet whose
+        neighbourhood is the person's, while a stranger who is merely close
+        shares too little of it. None: no links.
     min_samples : int, default=1
         DBSCAN's ``min_samples``. 1 keeps people with a single photo as
         clusters of their own instead of noise.
@@ -119,11 +131,13 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
     min_merge_eps_ : float or None
         The lowest merge radius the guard fell back to for clusters that
         grew abruptly at ``merge_eps_`` (equal to it when none did).
+    jaccard_eps_ : float or None
+        The Jaccard radius of the reciprocal links used (None: no links).
     n_clusters_ : int
         Number of clusters (noise excluded).
     timings_ : dict
         Seconds per stage: the embedder's (see :class:`DANetEmbedder`), "query
-        expansion", "DBSCAN" and "merging".
+        expansion", "DBSCAN", "merging" and "reciprocal links".
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -157,6 +171,7 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         **DANetEmbedder._parameter_constraints,
         "eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "merge_eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
+        "jaccard_eps": [Interval(Real, 0, 1, closed="both"), None],
         "min_samples": [Interval(Integral, 1, None, closed="left")],
         "dbscan_algorithm": [StrOptions({"auto", "exact", "knn"})],
         "query_expansion": [Interval(Integral, 0, None, closed="left")],
@@ -207,13 +222,15 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
         config = embedder.network_.config
         result = rule.cluster(embedding, embedder.graph_.neighbors, radius=config["eps"],
                               calibrated=config["eps_source"] == "calibrated", eps=self.eps,
-                              merge_eps=self.merge_eps, timer=timer)
+                              merge_eps=self.merge_eps, jaccard_eps=self.jaccard_eps,
+                              timer=timer)
         self.embedder_ = embedder
         self.network_ = embedder.network_
         self.embedding_ = result.embedding
         self.eps_ = result.eps
         self.merge_eps_ = result.merge_eps
         self.min_merge_eps_ = result.min_merge_eps
+        self.jaccard_eps_ = result.jaccard_eps
         self.timings_ = {**embedder.timings_, **timer.timings}
         self.labels_ = result.labels
         self.n_clusters_ = len(np.unique(result.labels[result.labels >= 0]))

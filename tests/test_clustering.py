@@ -28,15 +28,22 @@ def test_labels_and_attributes(lfw_people):
     X, y = lfw_people
     # Without query expansion the radii are in the network's own space.
     model = DensityChainClustering(k=10, n_epochs=5, random_state=0,
-                                   query_expansion=0).fit(X, y)
+                                   query_expansion=0, jaccard_eps=None).fit(X, y)
     assert model.labels_.shape == (len(X),)
     calibrated = model.network_.config["eps"]
     assert model.network_.config["eps_source"] == "calibrated"
     # A calibrated radius links directly (lowered only by the percolation
     # guard): one stage, no merging.
     assert model.eps_ <= calibrated and model.merge_eps_ is None
+    assert model.jaccard_eps_ is None
     np.testing.assert_array_equal(
         model.labels_, DBSCAN(eps=model.eps_, min_samples=1).fit_predict(model.embedding_))
+    # Reciprocal links (the default) only join those clusters.
+    linked = DensityChainClustering(k=10, n_epochs=5, random_state=0,
+                                    query_expansion=0).fit(X, y)
+    assert linked.jaccard_eps_ == 0.45
+    for cluster in np.unique(model.labels_):
+        assert len(np.unique(linked.labels_[model.labels_ == cluster])) == 1
     # The loss's boundary (label-free training) gets two stages: a tighter
     # link radius, merging at most at that boundary.
     free = DensityChainClustering(k=10, n_epochs=5, random_state=0, query_expansion=0).fit(X)
@@ -118,12 +125,13 @@ def test_design_card_pipeline_with_dbscan_defaults_beats_tuned_raw_dbscan(lfw_pe
 
 def test_embedders_eps_reproduces_the_clusterers_one_stage_rule(trained):
     # DBSCAN at the documented radius on the embedder's output is the
-    # clusterer's own rule without merging: same labels.
+    # clusterer's own rule without merging and reciprocal links: same labels.
     emb, X, _ = trained
     fitted = DANetEmbedder(k=10, network=emb.network_)
     Z = fitted.fit_transform(X)
     labels = DBSCAN(eps=fitted.eps_, min_samples=1).fit_predict(Z)
-    model = DensityChainClustering(k=10, network=emb.network_, merge_eps=None).fit(X)
+    model = DensityChainClustering(k=10, network=emb.network_, merge_eps=None,
+                                   jaccard_eps=None).fit(X)
     np.testing.assert_array_equal(labels, model.labels_)
     assert fitted.eps_ == 0.5  # DBSCAN's default radius, by construction
     assert fitted.output_scale_ * model.eps_ == pytest.approx(0.5)
@@ -171,8 +179,8 @@ def test_clustering_knn_dbscan_close_to_exact_on_lfw(lfw_people):
 def test_parameters_are_the_embedders_declared_once():
     import inspect
 
-    own = {"eps": "auto", "merge_eps": "auto", "min_samples": 1, "dbscan_algorithm": "auto",
-           "query_expansion": 4}
+    own = {"eps": "auto", "merge_eps": "auto", "jaccard_eps": 0.45, "min_samples": 1,
+           "dbscan_algorithm": "auto", "query_expansion": 4}
     params = inspect.signature(DensityChainClustering).parameters
     embedder = inspect.signature(DANetEmbedder).parameters
     assert list(params) == [*own, *embedder]

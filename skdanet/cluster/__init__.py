@@ -1,7 +1,7 @@
 """Clustering an embedding over its kNN graph: numpy only, no torch.
 
 :class:`ClusteringRule` owns the rule (query expansion, radii, percolation
-guard, DBSCAN over the kNN pairs, merging); the functions are its stages,
+guard, DBSCAN over the kNN pairs, merging, reciprocal links); the functions are its stages,
 each testable on its own; :func:`calibrate_eps` chooses a radius on
 labelled faces.
 """
@@ -22,6 +22,13 @@ from ._guard import (
     percolation_safe_eps,
 )
 from ._merge import adjacent_cluster_pairs, cluster_means, link_radius, merge_clusters
+from ._reciprocal import (
+    DEFAULT_JACCARD_EPS,
+    jaccard_distances,
+    reciprocal_links,
+    reciprocal_mask,
+    reciprocal_neighbourhoods,
+)
 from ._rule import (
     DEFAULT_QUERY_EXPANSION,
     ClusteringResult,
@@ -30,6 +37,7 @@ from ._rule import (
 )
 
 __all__ = [
+    "DEFAULT_JACCARD_EPS",
     "DEFAULT_QUERY_EXPANSION",
     "EPS_GRID",
     "RAW_EPS_GRID",
@@ -46,6 +54,7 @@ __all__ = [
     "expand_embedding",
     "exact_dbscan",
     "graph_dbscan",
+    "jaccard_distances",
     "knn_edge_distances",
     "link_radius",
     "matched_radius",
@@ -53,4 +62,7 @@ __all__ = [
     "merge_growth",
     "number_by_first_point",
     "percolation_safe_eps",
+    "reciprocal_links",
+    "reciprocal_mask",
+    "reciprocal_neighbourhoods",
 ]

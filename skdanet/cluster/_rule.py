@@ -7,7 +7,9 @@ One object owns every stage and every radius:
 2. the link radius: the given one, or the calibrated radius lowered by the
    percolation guard (tighter than the merge radius when merging);
 3. DBSCAN, exact or over the kNN pairs (:func:`graph_dbscan`);
-4. merging of clusters with close mean embeddings (:func:`merge_clusters`).
+4. merging of clusters with close mean embeddings (:func:`merge_clusters`);
+5. reciprocal links: clusters joined through a close pair of faces whose
+   k-reciprocal neighbourhoods overlap (:func:`reciprocal_links`).
 
 :class:`~skdanet.DensityChainClustering` runs it whole; label-free training
 re-labels with its expansion and its DBSCAN, so both cluster the same way.
@@ -22,6 +24,7 @@ from ._dbscan import exact_dbscan, graph_dbscan, knn_edge_distances
 from ._expansion import expand_embedding, matched_radius
 from ._guard import percolation_safe_eps
 from ._merge import link_radius, merge_clusters
+from ._reciprocal import DEFAULT_JACCARD_EPS, DISTANCE_GATE, reciprocal_links
 
 DEFAULT_QUERY_EXPANSION = 4
 
@@ -59,11 +62,12 @@ class ClusteringResult:
     eps: float
     merge_eps: float | None
     min_merge_eps: float | None
+    jaccard_eps: float | None = None
 
 
 @dataclass(frozen=True)
 class ClusteringRule:
-    """Query expansion, DBSCAN over the kNN graph, then merging: skdanet's clustering.
+    """Query expansion, DBSCAN, merging and reciprocal links: skdanet's clustering.
 
     Parameters
     ----------
@@ -133,7 +137,7 @@ class ClusteringRule:
         return exact_dbscan(Z, eps, self.min_samples)
 
     def cluster(self, Z, neighbors, *, radius, calibrated=False, eps="auto", merge_eps="auto",
-                timer=None):
+                jaccard_eps=DEFAULT_JACCARD_EPS, timer=None):
         """Cluster the embedding ``Z`` of faces with kNN lists ``neighbors``.
 
         Parameters
@@ -156,6 +160,11 @@ class ClusteringRule:
             Merge radius in ``Z``'s space; "auto": ``radius``, guarded cluster
             by cluster, unless ``radius`` is calibrated (then no merging);
             None: no merging.
+        jaccard_eps : float or None, default=0.45
+            After merging, clusters are joined through kNN pairs of faces
+            within ``DISTANCE_GATE`` times ``radius`` in ``Z`` whose
+            reciprocal neighbourhoods are within this Jaccard distance
+            (:func:`reciprocal_links`); None: no links.
         timer : callable, optional
             ``timer(stage)`` context manager (stage timings).
 
@@ -168,12 +177,13 @@ class ClusteringRule:
         if merge_eps == "auto" and calibrated:
             merge_eps = None
         merging = merge_eps is not None
-        # The kNN-pair distances, computed once for the expansion, the guard
-        # and DBSCAN (none needs them with a given eps, exact DBSCAN and no
-        # expansion).
+        # The kNN-pair distances, computed once for the expansion, the guard,
+        # DBSCAN and the reciprocal links (none needs them with a given eps,
+        # exact DBSCAN, no expansion and no links).
         distances = None
-        if eps == "auto" or on_knn or self.query_expansion:
+        if eps == "auto" or on_knn or self.query_expansion or jaccard_eps is not None:
             distances = knn_edge_distances(Z, neighbors)
+        unexpanded = distances
         with timer("query expansion") if self.query_expansion else _no_timer:
             space = self.expand(Z, neighbors, distances)
         Z, distances = space.embedding, space.distances
@@ -191,7 +201,13 @@ class ClusteringRule:
                 merge_eps = space.radius(radius if auto else merge_eps)
                 labels, radii = merge_clusters(Z, labels, merge_eps, neighbors, guard=auto)
                 lowest = float(np.nanmin(radii, initial=merge_eps))
-        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest)
+        if jaccard_eps is not None:
+            with timer("reciprocal links"):
+                labels = reciprocal_links(labels, neighbors, unexpanded,
+                                          jaccard_eps=float(jaccard_eps),
+                                          max_distance=DISTANCE_GATE * float(radius))
+            jaccard_eps = float(jaccard_eps)
+        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps)
 
 
 class _NoTimer:

@@ -1,0 +1,235 @@
+"""Reciprocal links: joining clusters whose faces share their neighbourhoods.
+
+A person's odd photo (in profile, in the dark, blurred) can lie farther from
+the person's other photos than any radius that keeps strangers apart, so
+DBSCAN leaves it on its own. Its neighbourhood still gives it away: the faces
+it counts among its nearest neighbours count it among theirs (k-reciprocal
+neighbours), and its reciprocal neighbourhood overlaps theirs. A stranger who
+merely happens to be close shares far less of it. The Jaccard distance
+between two faces' reciprocal neighbourhoods (k-reciprocal re-ranking) reads
+that overlap from the kNN lists alone, with no radius of its own, so one
+threshold serves any feature extractor.
+
+Everything here is O(n k) in time and memory and works on the rows it needs:
+only faces in a candidate pair get a neighbourhood.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ._dbscan import number_by_first_point
+
+# Reciprocal neighbours are looked for among the first RECIPROCAL_K
+# neighbours; a neighbour's own (half-size) reciprocal set joins a face's when
+# more than EXPANSION_OVERLAP of it is already there, so a person's photos
+# that just miss each other's lists still count.
+RECIPROCAL_K = 20
+EXPANSION_OVERLAP = 2 / 3
+# Each neighbourhood is averaged with those of the face's nearest neighbours
+# (itself and NEIGHBOURHOOD_SMOOTHING - 1 others), which steadies the overlap
+# of faces with few reciprocal neighbours.
+NEIGHBOURHOOD_SMOOTHING = 6
+DEFAULT_JACCARD_EPS = 0.45
+# A pair is only a candidate when its embedding distance is within this
+# multiple of the network's radius: the overlap decides among close faces,
+# it does not reach across the space.
+DISTANCE_GATE = 1.05
+_PAIR_BLOCK = 32_768
+_ROW_BLOCK = 65_536
+_RANK_BLOCK = 16_384
+
+
+def reciprocal_ranks(neighbors, k):
+    """Where each face stands in the lists of its first ``k`` neighbours.
+
+    Parameters
+    ----------
+    neighbors : ndarray of int of shape (n_samples, >= k)
+        kNN lists, self excluded, nearest first.
+    k : int
+
+    Returns
+    -------
+    ranks : ndarray of int of shape (n_samples, k)
+        ``ranks[i, j]``: the position of face ``i`` among the first ``k``
+        neighbours of ``neighbors[i, j]``, ``k`` when it is not there.
+    """
+    n = len(neighbors)
+    ranks = np.empty((n, k), dtype=np.int16 if k < 2**15 else np.int64)
+    for start in range(0, n, _RANK_BLOCK):
+        rows = np.arange(start, min(start + _RANK_BLOCK, n))
+        theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
+        here = theirs == rows[:, None, None]
+        ranks[rows] = np.where(here.any(axis=2), here.argmax(axis=2), k)
+    return ranks
+
+
+def reciprocal_mask(neighbors, k):
+    """Whether each face is among the first ``k`` neighbours of its neighbours.
+
+    Returns
+    -------
+    mask : ndarray of bool of shape (n_samples, k)
+        ``mask[i, j]``: face ``i`` is among the first ``k`` neighbours of
+        ``neighbors[i, j]``.
+    """
+    return reciprocal_ranks(neighbors, k) < k
+
+
+def _padded_sets(neighbors, mask):
+    """Each face's reciprocal set (itself first), padded with -1."""
+    n = len(neighbors)
+    members = np.where(mask, neighbors[:, :mask.shape[1]], -1)
+    return np.concatenate([np.arange(n, dtype=np.int64)[:, None], members], axis=1)
+
+
+def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
+    """Expanded k-reciprocal neighbourhoods of ``rows``, uniform weights.
+
+    Face ``i``'s set is itself and its reciprocal neighbours among its first
+    ``k``; each member ``j``'s half-size set (reciprocal among the first
+    ``round(k / 2)``) is added when more than 2/3 of it lies in ``i``'s set.
+
+    Parameters
+    ----------
+    neighbors : ndarray of int of shape (n_samples, >= k)
+    rows : ndarray of int
+        The faces whose neighbourhoods are wanted.
+    k : int, default=20
+
+    Returns
+    -------
+    V : scipy.sparse.csr_matrix of shape (len(rows), n_samples)
+        Row ``r`` is face ``rows[r]``'s set, each member weighted 1 / size.
+    """
+    n = len(neighbors)
+    half = max(round(k / 2), 1)
+    ranks = reciprocal_ranks(neighbors, k)
+    full_sets = _padded_sets(neighbors, ranks < k)
+    half_sets = _padded_sets(neighbors, ranks[:, :half] < half)
+    rows = np.asarray(rows, dtype=np.int64)
+    owners, members = [], []
+    # Row blocks bound the (face, member, member's half set) arrays.
+    for start in range(0, len(rows), _ROW_BLOCK):
+        block = np.arange(start, min(start + _ROW_BLOCK, len(rows)))
+        owner, member = _expanded_members(full_sets, half_sets, rows[block], n)
+        # int32 (n < 2**31): these pairs are the stage's largest arrays.
+        owners.append(block[owner].astype(np.int32))
+        members.append(member.astype(np.int32))
+    V = sp.csr_matrix((np.ones(sum(map(len, owners))),
+                       (np.concatenate(owners), np.concatenate(members))),
+                      shape=(len(rows), n))
+    V.sum_duplicates()
+    V.data[:] = 1.0
+    sizes = np.diff(V.indptr)
+    V.data /= np.repeat(sizes, sizes)
+    return V
+
+
+def _expanded_members(full_sets, half_sets, rows, n):
+    """(row position, member) pairs of the expanded sets of ``rows`` (duplicates kept)."""
+    own = full_sets[rows]
+    owner = np.repeat(np.arange(len(rows)), own.shape[1])
+    member = own.ravel()
+    listed = member >= 0
+    owner, member = owner[listed], member[listed]
+    own_keys = np.sort(owner * n + member)
+    # For every (face, member) pair: how much of the member's half set the
+    # face's set already holds.
+    candidate = half_sets[member]
+    keys = owner[:, None] * n + candidate
+    at = np.minimum(np.searchsorted(own_keys, keys), len(own_keys) - 1)
+    inside = (own_keys[at] == keys) & (candidate >= 0)
+    half_sizes = (candidate >= 0).sum(axis=1)
+    accepted = inside.sum(axis=1) > EXPANSION_OVERLAP * half_sizes
+    added = candidate[accepted]
+    added_owner = np.repeat(owner[accepted], added.shape[1])
+    added = added.ravel()
+    keep = added >= 0
+    return (np.concatenate([owner, added_owner[keep]]),
+            np.concatenate([member, added[keep]]))
+
+
+def _smoothing_matrix(neighbors, faces, smoothing, needed):
+    """Rows averaging each face's neighbourhood with its nearest faces' ones,
+    over the neighbourhood matrix whose rows are the sorted faces ``needed``."""
+    near = np.concatenate([faces[:, None], neighbors[faces, :smoothing - 1]], axis=1)
+    return sp.csr_matrix((np.full(near.size, 1.0 / near.shape[1]),
+                          (np.repeat(np.arange(len(faces)), near.shape[1]),
+                           np.searchsorted(needed, near.ravel()))),
+                         shape=(len(faces), len(needed)))
+
+
+def jaccard_distances(neighbors, first, second, k=RECIPROCAL_K,
+                      smoothing=NEIGHBOURHOOD_SMOOTHING):
+    """Jaccard distance between the neighbourhoods of faces ``first[p]`` and ``second[p]``.
+
+    ``1 - sum(min(u, v)) / sum(max(u, v))`` of the two faces' neighbourhood
+    weights, each averaged with those of the face's ``smoothing - 1`` nearest
+    faces: 0 for the same neighbourhood, 1 for disjoint ones. Each needed
+    neighbourhood is built once; the smoothed ones only block by block of
+    pairs, so memory stays O(n k).
+
+    Returns
+    -------
+    distances : ndarray of shape (n_pairs,)
+    """
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    smoothing = max(int(smoothing), 1)
+    faces = np.unique(np.concatenate([first, second]))
+    needed = np.unique(np.concatenate([faces, neighbors[faces, :smoothing - 1].ravel()]))
+    V = reciprocal_neighbourhoods(neighbors, needed, k)
+    out = np.empty(len(first))
+    for start in range(0, len(first), _PAIR_BLOCK):
+        part = slice(start, start + _PAIR_BLOCK)
+        u = _smoothing_matrix(neighbors, first[part], smoothing, needed) @ V
+        v = _smoothing_matrix(neighbors, second[part], smoothing, needed) @ V
+        shared = np.asarray(u.minimum(v).sum(axis=1)).ravel()
+        # Rows sum to 1, so sum(max) = 2 - sum(min); clipped against rounding.
+        out[part] = 1.0 - shared / (2.0 - shared)
+    return np.clip(out, 0.0, 1.0)
+
+
+def reciprocal_links(labels, neighbors, distances, *, jaccard_eps, max_distance,
+                     k=RECIPROCAL_K):
+    """Join clusters that a close pair of faces with a shared neighbourhood links.
+
+    A kNN pair across two clusters links them when its embedding distance is
+    at most ``max_distance`` and the Jaccard distance of the two faces'
+    reciprocal neighbourhoods at most ``jaccard_eps``. Noise (-1) stays noise.
+
+    Parameters
+    ----------
+    labels : ndarray of int of shape (n_samples,)
+    neighbors : ndarray of int of shape (n_samples, n_neighbors)
+        The kNN graph, self excluded.
+    distances : ndarray of shape (n_samples, n_neighbors)
+        Embedding distances of the kNN pairs.
+    jaccard_eps : float
+    max_distance : float
+    k : int, default=20
+        Reciprocal neighbours are looked for among the first ``k`` (at most
+        ``n_neighbors``).
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n_samples,)
+        Renumbered by first point; every input cluster lies in one output cluster.
+    """
+    n, width = neighbors.shape
+    k = min(k, width)
+    rows = np.repeat(np.arange(n), width)
+    cols = neighbors.ravel()
+    a, b = labels[rows], labels[cols]
+    candidate = (a != b) & (a >= 0) & (b >= 0) & (distances.ravel() <= max_distance)
+    if not candidate.any():
+        return labels
+    rows, cols = rows[candidate], cols[candidate]
+    linked = jaccard_distances(neighbors, rows, cols, k) <= jaccard_eps
+    m = int(labels.max()) + 1
+    graph = sp.csr_matrix((np.ones(int(linked.sum())), (a[candidate][linked], b[candidate][linked])),
+                          shape=(m, m))
+    _, component = connected_components(graph, directed=False)
+    out = np.where(labels >= 0, component[np.maximum(labels, 0)], -1)
+    return number_by_first_point(out)
