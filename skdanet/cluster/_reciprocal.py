@@ -16,9 +16,9 @@ only faces in a candidate pair get a neighbourhood.
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
-from ._dbscan import number_by_first_point
+from ..utils._parallel import row_blocks
+from ._dbscan import edge_components, number_by_first_point
 
 # Reciprocal neighbours are looked for among the first RECIPROCAL_K
 # neighbours; a neighbour's own (half-size) reciprocal set joins a face's when
@@ -57,8 +57,8 @@ def reciprocal_ranks(neighbors, k):
     """
     n = len(neighbors)
     ranks = np.empty((n, k), dtype=np.int16 if k < 2**15 else np.int64)
-    for start in range(0, n, _RANK_BLOCK):
-        rows = np.arange(start, min(start + _RANK_BLOCK, n))
+    for start, stop in row_blocks(n, _RANK_BLOCK):
+        rows = np.arange(start, stop)
         theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
         here = theirs == rows[:, None, None]
         ranks[rows] = np.where(here.any(axis=2), here.argmax(axis=2), k)
@@ -111,8 +111,8 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     rows = np.asarray(rows, dtype=np.int64)
     owners, members = [], []
     # Row blocks bound the (face, member, member's half set) arrays.
-    for start in range(0, len(rows), _ROW_BLOCK):
-        block = np.arange(start, min(start + _ROW_BLOCK, len(rows)))
+    for start, stop in row_blocks(len(rows), _ROW_BLOCK):
+        block = np.arange(start, stop)
         owner, member = _expanded_members(full_sets, half_sets, rows[block], n)
         # int32 (n < 2**31): these pairs are the stage's largest arrays.
         owners.append(block[owner].astype(np.int32))
@@ -181,8 +181,8 @@ def jaccard_distances(neighbors, first, second, k=RECIPROCAL_K,
     needed = np.unique(np.concatenate([faces, neighbors[faces, :smoothing - 1].ravel()]))
     V = reciprocal_neighbourhoods(neighbors, needed, k)
     out = np.empty(len(first))
-    for start in range(0, len(first), _PAIR_BLOCK):
-        part = slice(start, start + _PAIR_BLOCK)
+    for start, stop in row_blocks(len(first), _PAIR_BLOCK):
+        part = slice(start, stop)
         u = _smoothing_matrix(neighbors, first[part], smoothing, needed) @ V
         v = _smoothing_matrix(neighbors, second[part], smoothing, needed) @ V
         shared = np.asarray(u.minimum(v).sum(axis=1)).ravel()
@@ -225,11 +225,9 @@ def reciprocal_links(labels, neighbors, distances, *, jaccard_eps, max_distance,
     candidate = (a != b) & (a >= 0) & (b >= 0) & (distances.ravel() <= max_distance)
     if not candidate.any():
         return labels
-    rows, cols = rows[candidate], cols[candidate]
-    linked = jaccard_distances(neighbors, rows, cols, k) <= jaccard_eps
-    m = int(labels.max()) + 1
-    graph = sp.csr_matrix((np.ones(int(linked.sum())), (a[candidate][linked], b[candidate][linked])),
-                          shape=(m, m))
-    _, component = connected_components(graph, directed=False)
-    out = np.where(labels >= 0, component[np.maximum(labels, 0)], -1)
+    jaccard = jaccard_distances(neighbors, rows[candidate], cols[candidate], k)
+    # Components of the clusters over the pairs within jaccard_eps, as merging joins them.
+    joined = next(edge_components(a[candidate], b[candidate], jaccard,
+                                  int(labels.max()) + 1, [jaccard_eps]))
+    out = np.where(labels >= 0, joined[np.maximum(labels, 0)], -1)
     return number_by_first_point(out)
