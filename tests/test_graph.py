@@ -123,6 +123,35 @@ def test_ivf_recall_on_20k_face_like():
     assert np.mean(approx[:, 1] == exact[:, 1]) >= 0.995
 
 
+def test_ivf_bounded_search_is_exact_when_every_list_is_probed():
+    # The bound from each query's nearest list only prunes rows that cannot be
+    # in its top k: probing every list must give the brute-force top k, in order.
+    from skdanet.graph._ivf import IVFIndex
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(1500, 16))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    index = IVFIndex(X, random_state=0, list_size=50, n_probe=10_000)
+    sims, idx = index.search(X[:300], 12)
+    S = X[:300].astype(np.float32) @ X.astype(np.float32).T
+    expected = np.argsort(-S, axis=1, kind="stable")[:, :12]
+    np.testing.assert_array_equal(idx, expected)
+    np.testing.assert_allclose(sims, np.take_along_axis(S, expected, axis=1), atol=1e-5)
+
+
+def test_ivf_keeps_k_rows_when_many_tie_above_the_bound():
+    # 500 identical faces: every query among them must get k of them, each once.
+    from skdanet.graph._ivf import IVFIndex
+
+    X = make_face_like(3000, random_state=8)[0]
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    X[:500] = X[0]
+    sims, idx = IVFIndex(X, random_state=0, list_size=40, n_probe=6).search(X[:50], 20)
+    assert (idx < 500).all() and (idx >= 0).all()
+    assert all(len(set(row)) == 20 for row in idx)
+    np.testing.assert_allclose(sims, 1.0, atol=1e-5)
+
+
 def test_ivf_same_for_any_n_jobs_and_row_independent():
     X = make_face_like(4000, random_state=5)[0]
     index1 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=1)

@@ -26,11 +26,11 @@ from ..utils._threads import one_blas_thread
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
 # similarities plus n / LIST_SIZE centroid similarities.
 LIST_SIZE = 384
-N_PROBE = 24
+N_PROBE = 32
 KMEANS_ITERATIONS = 8
 KMEANS_SAMPLES_PER_LIST = 48
-# Queries are processed in blocks, one per worker at a time; a block's
-# candidate buffers take block * n_probe * k * 12 bytes (about 70 MB at k=30).
+# Queries are processed in blocks, one per worker at a time; a block keeps
+# its candidates above the bound, 20 bytes each (a few hundred per face).
 _QUERY_CHUNK = 8_192
 # Similarities computed at once between the queries of one list and its rows.
 _LIST_BLOCK_ELEMENTS = 2**22
@@ -119,7 +119,7 @@ class IVFIndex:
         self.R_by_list = np.ascontiguousarray(R[self.members], dtype=np.float32)
 
     def search(self, Q, n_neighbors, progress=None):
-        """Top-``n_neighbors`` (similarities, reference indices), unsorted columns.
+        """Top-``n_neighbors`` (similarities, reference indices), most similar first.
 
         Similarities are float32 products: they select the candidates, and
         callers that need exact values recompute them (as
@@ -150,40 +150,105 @@ class IVFIndex:
 
 
 def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
-    """The unsorted top ``k`` of the queries ``Q[start:stop]`` in their ``n_probe`` lists.
+    """The top ``k`` of the queries ``Q[start:stop]`` in their ``n_probe`` lists.
 
-    A query's result depends on that query alone (its own probe lists), so
-    blocks can run anywhere, in any order.
+    Each query's nearest list is searched first; the k-th best similarity
+    found there bounds what the other lists can add, so only their rows above
+    it are kept (a few percent of them on faces) instead of a top k being
+    selected in every list. A query's result depends on that query alone (its
+    own lists and bound), so blocks can run anywhere, in any order.
     """
     Q = Q[block[0] : block[1]].astype(np.float32, copy=False)
-    n_q, p = Q.shape[0], n_probe
-    probes = _nearest_centroids(Q, centroids, p)
-    cand_sims = np.full((n_q, p, k), -np.inf, dtype=Q.dtype)
-    cand_idx = np.full((n_q, p, k), -1, dtype=np.int64)
-    # (query, slot) pairs grouped by the list they probe.
-    order = np.argsort(probes.ravel(), kind="stable")
-    bounds = np.searchsorted(probes.ravel()[order], np.arange(len(offsets)))
+    n_q = Q.shape[0]
+    probes = _probe_lists(Q, centroids, n_probe)
+    sims = np.full((n_q, k), -np.inf, dtype=Q.dtype)
+    idx = np.full((n_q, k), -1, dtype=np.int64)
+    for q, lo, S in _list_products(Q, np.arange(n_q), probes[:, 0], R_by_list, offsets):
+        m = min(k, S.shape[1])
+        # argpartition of S itself: partitioning a negated copy costs twice as much.
+        top = np.argpartition(S, kth=S.shape[1] - m, axis=1)[:, S.shape[1] - m :]
+        sims[q, :m] = np.take_along_axis(S, top, axis=1)
+        idx[q, :m] = members[lo + top]
+    bound = sims.min(axis=1)
+    found = [(np.repeat(np.arange(n_q), k), sims.ravel(), idx.ravel())]
+    others = np.repeat(np.arange(n_q), n_probe - 1)
+    for q, lo, S in _list_products(Q, others, probes[:, 1:].ravel(), R_by_list, offsets):
+        above = np.flatnonzero(_rows_above(S, bound[q], k))
+        row, col = np.divmod(above, S.shape[1])
+        found.append((q[row], S.ravel()[above], members[lo + col]))
+    return _best_per_query(*map(np.concatenate, zip(*found)), n_q, k)
+
+
+def _rows_above(S, bound, k):
+    """Mask of each row's entries strictly above its bound, at most its ``k`` best.
+
+    Strictly: a row equal to the bound only ties with one already found. The
+    cap keeps a block's candidates at most ``k`` a list, however many rows tie
+    above the bound (identical faces).
+    """
+    above = S > bound[:, None]
+    crowded = np.flatnonzero(above.sum(axis=1) > k)
+    if crowded.size:
+        n = S.shape[1]
+        top = np.argpartition(S[crowded], kth=n - k, axis=1)[:, n - k :]
+        above[crowded] = False
+        above[crowded[:, None], top] = True
+    return above
+
+
+def _probe_lists(Q, centroids, n_probe):
+    """Each query's ``n_probe`` most similar lists, the most similar in column 0."""
+    S = Q @ centroids.T
+    n_lists = S.shape[1]
+    if n_probe < n_lists:
+        probes = np.argpartition(S, kth=n_lists - n_probe, axis=1)[:, n_lists - n_probe :]
+    else:
+        probes = np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
+    rows = np.arange(Q.shape[0])
+    nearest = np.take_along_axis(S, probes, axis=1).argmax(axis=1)
+    first = probes[rows, nearest]
+    probes[rows, nearest] = probes[:, 0]
+    probes[:, 0] = first
+    return probes
+
+
+def _list_products(Q, queries, lists, R_by_list, offsets):
+    """``(q, lo, Q[q] @ rows.T)`` for each list's queries and its rows ``lo:hi``.
+
+    ``queries[j]`` probes ``lists[j]``. Queries come in blocks, so that the
+    product stays bounded even when one list is huge (many identical faces
+    share one list).
+    """
+    order = np.argsort(lists, kind="stable")
+    bounds = np.searchsorted(lists[order], np.arange(len(offsets)))
     for lst in range(len(offsets) - 1):
-        pairs = order[bounds[lst] : bounds[lst + 1]]
+        q_all = queries[order[bounds[lst] : bounds[lst + 1]]]
         lo, hi = offsets[lst], offsets[lst + 1]
-        if pairs.size == 0 or hi == lo:
+        if q_all.size == 0 or hi == lo:
             continue
-        m = min(k, hi - lo)
-        # Queries in blocks, so that the similarity block stays bounded even
-        # when one list is huge (many identical faces share one list).
         step = max(1, _LIST_BLOCK_ELEMENTS // (hi - lo))
-        for start in range(0, len(pairs), step):
-            part = pairs[start : start + step]
-            q, slot = part // p, part % p
-            S = Q[q] @ R_by_list[lo:hi].T
-            # argpartition of S itself: partitioning a negated copy costs twice as much.
-            top = np.argpartition(S, kth=hi - lo - m, axis=1)[:, hi - lo - m :] \
-                if m < hi - lo else np.broadcast_to(np.arange(hi - lo), S.shape)
-            cand_sims[q, slot, :m] = np.take_along_axis(S, top, axis=1)
-            cand_idx[q, slot, :m] = members[lo + top]
-    cand_sims = cand_sims.reshape(n_q, p * k)
-    cand_idx = cand_idx.reshape(n_q, p * k)
-    if p * k == k:
-        return cand_sims, cand_idx
-    top = np.argpartition(cand_sims, kth=p * k - k, axis=1)[:, p * k - k :]
-    return np.take_along_axis(cand_sims, top, axis=1), np.take_along_axis(cand_idx, top, axis=1)
+        for start in range(0, len(q_all), step):
+            q = q_all[start : start + step]
+            yield q, lo, Q[q] @ R_by_list[lo:hi].T
+
+
+def _best_per_query(query, sims, idx, n_q, k):
+    """The ``k`` most similar candidates of each query, sorted; ``-inf``/``-1`` pads.
+
+    Candidates come query by query in a fixed order (nearest list, then lists
+    by number), and the sort is stable, so ties resolve the same way wherever
+    the query is searched.
+    """
+    real = idx >= 0
+    query, sims, idx = query[real], sims[real], idx[real]
+    # Sims lie in [-1, 1]: query * 4 - sim orders by query, then by decreasing
+    # similarity, exactly in float64.
+    order = np.argsort(query * 4.0 - sims.astype(np.float64), kind="stable")
+    query, sims, idx = query[order], sims[order], idx[order]
+    rank = np.arange(len(query)) - np.searchsorted(query, np.arange(n_q))[query]
+    keep = rank < k
+    out_sims = np.full((n_q, k), -np.inf, dtype=sims.dtype)
+    out_idx = np.full((n_q, k), -1, dtype=np.int64)
+    out_sims[query[keep], rank[keep]] = sims[keep]
+    out_idx[query[keep], rank[keep]] = idx[keep]
+    return out_sims, out_idx
