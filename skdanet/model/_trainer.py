@@ -206,10 +206,17 @@ class _Trainer:
     def embed(self, nodes):
         """The current module's embedding of reference ``nodes``, in blocks over the workers."""
         self.module.eval()
+        blocks = row_blocks(len(nodes), _EMBED_BLOCK)
         tasks = ((self.module, self.reference, self.graph.chains, self.graph.knn_indices,
-                  self.mask, nodes[start:stop], self.device)
-                 for start, stop in row_blocks(len(nodes), _EMBED_BLOCK))
-        return np.concatenate(list(map_tasks(_embed_block, tasks, self.n_jobs)))
+                  self.mask, nodes[start:stop], self.device) for start, stop in blocks)
+        # Blocks are copied into one array as they come: holding them all and
+        # concatenating would need twice the embedding's memory at the peak.
+        Z = None
+        for (start, stop), z in zip(blocks, map_tasks(_embed_block, tasks, self.n_jobs)):
+            if Z is None:
+                Z = np.empty((len(nodes), z.shape[1]), dtype=z.dtype)
+            Z[start:stop] = z
+        return Z
 
     def run_epoch(self, train_nodes, labels, epoch, relation=None):
         self.module.train()
