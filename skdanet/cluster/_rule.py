@@ -202,11 +202,10 @@ class ClusteringRule:
                 labels, radii = merge_clusters(Z, labels, merge_eps, neighbors, guard=auto)
                 lowest = float(np.nanmin(radii, initial=merge_eps))
         if jaccard_eps is not None:
-            with timer("reciprocal links"):
-                labels = reciprocal_links(labels, neighbors, unexpanded,
-                                          jaccard_eps=float(jaccard_eps),
-                                          max_distance=DISTANCE_GATE * float(radius))
             jaccard_eps = float(jaccard_eps)
+            with timer("reciprocal links"):
+                labels = reciprocal_links(labels, neighbors, unexpanded, jaccard_eps=jaccard_eps,
+                                          max_distance=DISTANCE_GATE * float(radius))
         return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps)
 
 

@@ -38,23 +38,31 @@ _CENTROID_BLOCK = 8_192
 
 
 def _nearest_centroids(X, centroids, n_nearest, pool=None):
-    """Indices of the ``n_nearest`` most similar centroids of each row (unordered).
+    """Indices of the ``n_nearest`` most similar centroids of each row, the most similar first.
 
-    Row blocks go to ``pool``'s threads when given (call it under one BLAS
-    thread: the products are then the same bits for any number of threads).
+    The others follow in no particular order. Row blocks go to ``pool``'s
+    threads when given (call it under one BLAS thread: the products are then
+    the same bits for any number of threads).
     """
     out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
     CT = np.ascontiguousarray(centroids.T)
+    n_lists = CT.shape[1]
 
     def block(start):
         S = X[start : start + _CENTROID_BLOCK] @ CT
         if n_nearest == 1:
             out[start : start + _CENTROID_BLOCK, 0] = S.argmax(axis=1)
-        elif n_nearest < S.shape[1]:
-            out[start : start + _CENTROID_BLOCK] = np.argpartition(
-                -S, kth=n_nearest - 1, axis=1)[:, :n_nearest]
+            return
+        if n_nearest < n_lists:
+            nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
         else:
-            out[start : start + _CENTROID_BLOCK] = np.arange(S.shape[1])
+            nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
+        rows = np.arange(len(S))
+        best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
+        first = nearest[rows, best]
+        nearest[rows, best] = nearest[:, 0]
+        nearest[:, 0] = first
+        out[start : start + _CENTROID_BLOCK] = nearest
 
     starts = range(0, X.shape[0], _CENTROID_BLOCK)
     list(pool.map(block, starts) if pool is not None else map(block, starts))
@@ -160,7 +168,7 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     """
     Q = Q[block[0] : block[1]].astype(np.float32, copy=False)
     n_q = Q.shape[0]
-    probes = _probe_lists(Q, centroids, n_probe)
+    probes = _nearest_centroids(Q, centroids, n_probe)
     sims = np.full((n_q, k), -np.inf, dtype=Q.dtype)
     idx = np.full((n_q, k), -1, dtype=np.int64)
     for q, lo, S in _list_products(Q, np.arange(n_q), probes[:, 0], R_by_list, offsets):
@@ -194,22 +202,6 @@ def _rows_above(S, bound, k):
         above[crowded] = False
         above[crowded[:, None], top] = True
     return above
-
-
-def _probe_lists(Q, centroids, n_probe):
-    """Each query's ``n_probe`` most similar lists, the most similar in column 0."""
-    S = Q @ centroids.T
-    n_lists = S.shape[1]
-    if n_probe < n_lists:
-        probes = np.argpartition(S, kth=n_lists - n_probe, axis=1)[:, n_lists - n_probe :]
-    else:
-        probes = np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
-    rows = np.arange(Q.shape[0])
-    nearest = np.take_along_axis(S, probes, axis=1).argmax(axis=1)
-    first = probes[rows, nearest]
-    probes[rows, nearest] = probes[:, 0]
-    probes[:, 0] = first
-    return probes
 
 
 def _list_products(Q, queries, lists, R_by_list, offsets):
