@@ -84,6 +84,65 @@ def test_no_update_yet_gives_the_modules_own_state():
         torch.testing.assert_close(state[k], v, rtol=0, atol=0)
 
 
+def _pair_loss_by_pairs(z, labels, scale, margin, known, same):
+    """The loss written pair by pair and face by face: the reference."""
+    sim = (z @ z.T).tolist()
+    n = len(sim)
+    sp = lambda x: float(np.logaddexp(0.0, x))  # noqa: E731 (softplus)
+    pos, neg = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if known[i][j]:
+                logit = scale * (sim[i][j] - margin)
+                (pos if same[i][j] else neg).append(sp(-logit) if same[i][j] else sp(logit))
+    terms = [np.mean(t) for t in (pos, neg) if t]
+    loss = np.mean(terms) if terms else 0.0
+    hardest_neg, nearest_pos = [], []
+    for i in range(n):
+        negs = [sim[i][j] for j in range(n) if j != i and known[i][j] and not same[i][j]]
+        poss = [sim[i][j] for j in range(n) if j != i and known[i][j] and same[i][j]]
+        if negs:
+            soft_max = np.logaddexp.reduce(scale * np.array(negs)) / scale
+            hardest_neg.append(sp(scale * (soft_max - margin)))
+        if poss:
+            nearest_pos.append(sp(scale * (margin - max(poss))))
+    return loss + sum(np.mean(t) for t in (hardest_neg, nearest_pos) if t)
+
+
+@pytest.mark.parametrize("case", ["labels", "known", "known_and_same", "one_label", "none_known"])
+def test_pair_loss_matches_the_pair_by_pair_definition(case):
+    from skdanet.model._loss import pair_loss
+
+    rng = np.random.default_rng(3)
+    n = 24
+    z = rng.standard_normal((n, 6))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    labels = rng.integers(0, 1 if case == "one_label" else 5, n)
+    known = rng.random((n, n)) > 0.3
+    known = known & known.T
+    if case == "none_known":
+        known[:] = False
+    same = (labels[:, None] == labels[None, :]) | (rng.random((n, n)) > 0.95)
+    same = same | same.T
+    kwargs = {}
+    if case in ("known", "known_and_same", "none_known"):
+        kwargs["known"] = torch.as_tensor(known)
+    else:  # every pair but a face with itself
+        known = ~np.eye(n, dtype=bool)
+    if case in ("known_and_same", "none_known"):
+        kwargs["same"] = torch.as_tensor(same)
+    else:  # the pairs of one label
+        same = labels[:, None] == labels[None, :]
+    zt = torch.as_tensor(z, dtype=torch.float64, device="cpu").requires_grad_()
+    loss = pair_loss(zt, torch.as_tensor(labels), scale=30.0, margin=0.7, **kwargs)
+    expected = _pair_loss_by_pairs(z, labels, 30.0, 0.7, known, same)
+    assert loss.item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    loss.backward()
+    assert torch.isfinite(zt.grad).all()
+    if case == "none_known":
+        assert (zt.grad == 0).all()
+
+
 def test_load_never_unpickles(tmp_path):
     class Boom:
         def __reduce__(self):

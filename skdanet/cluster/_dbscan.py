@@ -18,30 +18,30 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..graph import row_similarities
 from ..utils._parallel import row_blocks
 
-_EDGE_BLOCK = 65_536
 # Pair distances held at a time by exact_dbscan (32 MB of float64).
+_EDGE_BLOCK = 65_536
 _PAIR_BLOCK_ELEMENTS = 2**22
 
 
 def knn_edge_distances(Z, neighbors, reference=None):
-    """Euclidean distances ``||Z[i] - R[neighbors[i, j]]||``, computed in row blocks.
+    """Euclidean distances ``||Z[i] - R[neighbors[i, j]]||``.
 
     ``R`` is ``reference`` (the rows ``neighbors`` index; default ``Z``
     itself). Through ``|a|^2 + |b|^2 - 2 <a, b>``, which needs no
-    (block, k, d) difference array; inner products in Z's precision, the
+    (rows, k, d) difference array; inner products in Z's precision, the
     rest in float64. Each row's distances depend on that row alone.
     """
     R = Z if reference is None else reference
     sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
     sq_r = sq if reference is None else np.einsum("ij,ij->i", R, R, dtype=np.float64)
     out = np.empty(neighbors.shape, dtype=np.float64)
-    for start in range(0, len(Z), _EDGE_BLOCK):
-        rows = slice(start, start + _EDGE_BLOCK)
-        nb = neighbors[rows]
-        dots = np.einsum("ij,ikj->ik", Z[rows], R[nb]).astype(np.float64)
-        out[rows] = sq[rows, None] + sq_r[nb] - 2 * dots
+    for start, stop in row_blocks(len(Z), _EDGE_BLOCK):
+        nb = neighbors[start:stop]
+        dots = row_similarities(Z[start:stop], R, nb).astype(np.float64)
+        out[start:stop] = sq[start:stop, None] + sq_r[nb] - 2 * dots
     return np.sqrt(np.maximum(out, 0, out=out), out=out)
 
 

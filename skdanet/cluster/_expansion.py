@@ -17,10 +17,11 @@ Torch-free, O(n k) time and memory, row blocks as in
 
 import numpy as np
 
+from ..utils._parallel import gather_blocks
+
 # Weight of a neighbour: its cosine similarity to the face raised to this
 # power, so near-duplicates count fully and looser neighbours little.
 _SIMILARITY_POWER = 3
-_ROW_BLOCK = 16384
 _SMALLEST_RADIUS = 1e-9
 
 
@@ -60,8 +61,8 @@ def expand_embedding(Z, neighbors, distances, n_expansion, reference=None):
     chosen = np.take_along_axis(neighbors, closest, axis=1)
     weights = np.clip(np.take_along_axis(sims, closest, axis=1), 0, None) ** _SIMILARITY_POWER
     out = np.empty_like(Z)
-    for start in range(0, len(Z), _ROW_BLOCK):
-        rows = slice(start, start + _ROW_BLOCK)
+    for start, stop in gather_blocks(len(Z), m * Z.shape[1]):
+        rows = slice(start, stop)
         block = Z[rows] + np.einsum("ik,ikd->id", weights[rows].astype(Z.dtype),
                                     R[chosen[rows]])
         norm = np.linalg.norm(block, axis=1, keepdims=True)

@@ -13,10 +13,10 @@ can be looser than a face-level radius could be.
 
 import numpy as np
 
+from ..utils._parallel import gather_blocks
 from ._dbscan import edge_components, number_by_first_point
 from ._guard import edge_guarded_components
 
-_PAIR_BLOCK = 262_144
 # The default link radius is this much tighter than the merge radius: the link
 # stage only has to produce pure pieces, merging joins them.
 LINK_TIGHTENING = 0.05
@@ -69,8 +69,8 @@ def adjacent_cluster_pairs(labels, neighbors):
 
 def _mean_distances(means, a, b):
     out = np.empty(len(a))
-    for start in range(0, len(a), _PAIR_BLOCK):
-        part = slice(start, start + _PAIR_BLOCK)
+    for start, stop in gather_blocks(len(a), 2 * means.shape[1]):
+        part = slice(start, stop)
         diff = means[a[part]] - means[b[part]]
         out[part] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out

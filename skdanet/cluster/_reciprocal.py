@@ -17,7 +17,7 @@ only faces in a candidate pair get a neighbourhood.
 import numpy as np
 import scipy.sparse as sp
 
-from ..utils._parallel import row_blocks
+from ..utils._parallel import gather_blocks, row_blocks
 from ._dbscan import edge_components, number_by_first_point
 
 # Reciprocal neighbours are looked for among the first RECIPROCAL_K
@@ -37,7 +37,6 @@ DEFAULT_JACCARD_EPS = 0.45
 DISTANCE_GATE = 1.05
 _PAIR_BLOCK = 32_768
 _ROW_BLOCK = 65_536
-_RANK_BLOCK = 16_384
 
 
 def reciprocal_ranks(neighbors, k):
@@ -57,7 +56,7 @@ def reciprocal_ranks(neighbors, k):
     """
     n = len(neighbors)
     ranks = np.empty((n, k), dtype=np.int16 if k < 2**15 else np.int64)
-    for start, stop in row_blocks(n, _RANK_BLOCK):
+    for start, stop in gather_blocks(n, k * k):
         rows = np.arange(start, stop)
         theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
         here = theirs == rows[:, None, None]

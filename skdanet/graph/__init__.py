@@ -22,6 +22,7 @@ from ._knn import (
     exact_knn,
     knn_graph,
     l2_normalize,
+    row_similarities,
 )
 
 __all__ = [
@@ -43,5 +44,6 @@ __all__ = [
     "l2_normalize",
     "otsu_threshold",
     "pruned_cliques",
+    "row_similarities",
     "tie_break_key",
 ]

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
-from ..utils._parallel import map_tasks, row_blocks
+from ..utils._parallel import gather_blocks, map_tasks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import IVFIndex
 
@@ -110,12 +110,11 @@ def _sort_neighbors(sims, idx):
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
-def row_similarities(Q, R, idx, block=16_384):
+def row_similarities(Q, R, idx):
     """``sims[i, j] = <Q[i], R[idx[i, j]]>``, each row on its own (row-independent bits)."""
     sims = np.empty(idx.shape, dtype=Q.dtype)
-    for start in range(0, len(Q), block):
-        rows = slice(start, start + block)
-        sims[rows] = np.einsum("ij,ikj->ik", Q[rows], R[idx[rows]])
+    for start, stop in gather_blocks(len(Q), idx.shape[1] * R.shape[1]):
+        sims[start:stop] = np.einsum("ij,ikj->ik", Q[start:stop], R[idx[start:stop]])
     return sims
 
 

@@ -22,8 +22,8 @@ import torch
 from torch.nn import functional as F
 
 
-def balanced_pair_loss(z, labels, *, scale, margin, known=None, same=None):
-    """Balanced pairwise logistic loss on cosine similarities.
+def pair_loss(z, labels, *, scale, margin, known=None, same=None):
+    """The training objective: the balanced pairwise loss plus the hardest-pair term.
 
     Parameters
     ----------
@@ -41,25 +41,39 @@ def balanced_pair_loss(z, labels, *, scale, margin, known=None, same=None):
     -------
     loss : scalar Tensor
     """
+    # One similarity matrix for both terms, and masks multiplied in rather
+    # than indexed out: a training step is mostly this loss, and boolean
+    # indexing of (B, B) matrices (and its backward) costs more than the
+    # arithmetic.
     sim = z @ z.T
-    logits = scale * (sim - margin)
     same = _same_identity(labels, same)
-    upper = torch.ones_like(same).triu(diagonal=1)
+    usable = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
     if known is not None:
-        upper = upper & known
-    pos = same & upper
-    neg = ~same & upper
-    terms = []
-    if pos.any():
-        terms.append(F.softplus(-logits[pos]).mean())
-    if neg.any():
-        terms.append(F.softplus(logits[neg]).mean())
+        usable = usable & known
+    kw = {"scale": scale, "margin": margin}
+    return balanced_pair_loss(sim, same, usable, **kw) + hardest_pair_loss(sim, same, usable, **kw)
+
+
+def balanced_pair_loss(sim, same, usable, *, scale, margin):
+    """Balanced pairwise logistic loss on the cosine similarities ``sim``.
+
+    The mean over the usable same-identity pairs plus the mean over the
+    usable different-identity pairs, halved (each pair once, ``i < j``);
+    a class with no pair in the batch is left out.
+    """
+    logits = scale * (sim - margin)
+    upper = usable.triu(diagonal=1)
+    pos = (same & upper).to(sim.dtype)
+    neg = (~same & upper).to(sim.dtype)
+    # softplus(-logit) for a positive pair, softplus(logit) for a negative.
+    per_pair = F.softplus(torch.where(same, -logits, logits))
+    terms = [(per_pair * mask).sum() / mask.sum() for mask in (pos, neg) if mask.sum() > 0]
     if not terms:
-        return (z * 0).sum()
+        return (sim * 0).sum()
     return sum(terms) / len(terms)
 
 
-def hardest_pair_loss(z, labels, *, scale, margin, known=None, same=None):
+def hardest_pair_loss(sim, same, usable, *, scale, margin):
     """Per-face loss on the pairs single-linkage DBSCAN decides on.
 
     DBSCAN with ``min_samples=1`` links a face to a wrong person through its
@@ -69,29 +83,22 @@ def hardest_pair_loss(z, labels, *, scale, margin, known=None, same=None):
     similarity above it. This widens the range of radii that cluster well,
     which makes the calibrated eps transfer to other sets.
     """
-    sim = z @ z.T
-    same = _same_identity(labels, same)
-    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    usable = ~eye if known is None else (~eye & known)
     floor = -4.0  # below any cosine similarity: masks out a pair
-    negatives = sim.masked_fill(same | ~usable, floor)
-    positives = sim.masked_fill(~same | ~usable, floor)
-    has_neg = (negatives > floor).any(dim=1)
-    has_pos = (positives > floor).any(dim=1)
-    loss = z.new_zeros(())
-    if has_neg.any():
-        hardest_neg = torch.logsumexp(scale * negatives[has_neg], dim=1) / scale
-        loss = loss + F.softplus(scale * (hardest_neg - margin)).mean()
-    if has_pos.any():
-        nearest_pos = positives[has_pos].max(dim=1).values
-        loss = loss + F.softplus(scale * (margin - nearest_pos)).mean()
+    is_neg = ~same & usable
+    is_pos = same & usable
+    loss = sim.new_zeros(())
+    has_neg = is_neg.any(dim=1).to(sim.dtype)
+    if has_neg.sum() > 0:
+        negatives = sim.masked_fill(~is_neg, floor)
+        hardest_neg = torch.logsumexp(scale * negatives, dim=1) / scale
+        per_face = F.softplus(scale * (hardest_neg - margin))
+        loss = loss + (per_face * has_neg).sum() / has_neg.sum()
+    has_pos = is_pos.any(dim=1).to(sim.dtype)
+    if has_pos.sum() > 0:
+        nearest_pos = sim.masked_fill(~is_pos, floor).max(dim=1).values
+        per_face = F.softplus(scale * (margin - nearest_pos))
+        loss = loss + (per_face * has_pos).sum() / has_pos.sum()
     return loss
-
-
-def pair_loss(z, labels, *, scale, margin, known=None, same=None):
-    """The training objective: balanced pairwise loss plus the hardest-pair term."""
-    kw = {"scale": scale, "margin": margin, "known": known, "same": same}
-    return balanced_pair_loss(z, labels, **kw) + hardest_pair_loss(z, labels, **kw)
 
 
 def _same_identity(labels, same):

@@ -291,7 +291,7 @@ class _Trainer:
         """Which pairs of a batch to pull together and which to learn from at all.
 
         Returns a function of the batch's nodes giving ``(same, known)``,
-        boolean matrices for :func:`~skdanet._training.pair_loss`.
+        boolean matrices for :func:`~skdanet.model._loss.pair_loss`.
         Same pseudo-label: pulled together. Different pseudo-labels but raw
         similarity above the clique threshold: the pseudo-labels may have
         split one person, so the pair is left out rather than pushed apart.

@@ -12,6 +12,11 @@ import os
 import joblib
 from joblib.parallel import get_active_backend
 
+# Elements (16 MB of float64) a row-wise gather such as ``R[idx[rows]]`` holds
+# at a time: a larger gather is slower, not faster, its pages being fresh
+# memory to fault in on every block.
+GATHER_ELEMENTS = 2**21
+
 
 def resolve_n_jobs(n_jobs):
     """Workers for ``n_jobs``: an int as in scikit-learn (-1 all cores, -2 all but one).
@@ -33,6 +38,11 @@ def resolve_n_jobs(n_jobs):
 def row_blocks(n_rows, block_rows):
     """``(start, stop)`` of consecutive row blocks of at most ``block_rows`` rows."""
     return [(start, min(n_rows, start + block_rows)) for start in range(0, n_rows, block_rows)]
+
+
+def gather_blocks(n_rows, elements_per_row):
+    """:func:`row_blocks` whose rows gather about :data:`GATHER_ELEMENTS` elements in all."""
+    return row_blocks(n_rows, max(1, GATHER_ELEMENTS // max(1, elements_per_row)))
 
 
 def map_tasks(func, tasks, n_jobs):
