@@ -149,7 +149,7 @@ class IVFIndex:
             tasks = ((block, Q, k, R_by_list, centroids, self.members, self.offsets,
                       self.n_probe) for block in blocks)
             results = map_tasks(_search_block, tasks, self.n_jobs)
-            for i, ((start, stop), (s, j)) in enumerate(zip(blocks, results), 1):
+            for i, ((start, stop), (s, j)) in enumerate(zip(blocks, results, strict=True), 1):
                 sims[start:stop] = s
                 idx[start:stop] = j
                 if progress is not None:

@@ -336,7 +336,7 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)
     with one_blas_thread():
-        for (a, b), (s, i) in zip(blocks, map_tasks(_refine_block, tasks, n_jobs)):
+        for (a, b), (s, i) in zip(blocks, map_tasks(_refine_block, tasks, n_jobs), strict=True):
             sims[a:b], out[a:b] = s, i
     return sims, out
 

@@ -99,7 +99,7 @@ class GraphEmbedding:
     def _fill(self, out, blocks, func, tasks, progress):
         """Rows ``start:stop`` of ``out`` from ``func(*task)``, block by block, over the workers."""
         for batch, ((start, stop), rows) in enumerate(
-                zip(blocks, map_tasks(func, tasks, self.n_jobs)), 1):
+                zip(blocks, map_tasks(func, tasks, self.n_jobs), strict=True), 1):
             out[start:stop] = rows
             if progress is not None:
                 progress(batch, stop)

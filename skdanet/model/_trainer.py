@@ -212,7 +212,8 @@ class _Trainer:
         # Blocks are copied into one array as they come: holding them all and
         # concatenating would need twice the embedding's memory at the peak.
         Z = None
-        for (start, stop), z in zip(blocks, map_tasks(_embed_block, tasks, self.n_jobs)):
+        for (start, stop), z in zip(blocks, map_tasks(_embed_block, tasks, self.n_jobs),
+                                     strict=True):
             if Z is None:
                 Z = np.empty((len(nodes), z.shape[1]), dtype=z.dtype)
             Z[start:stop] = z

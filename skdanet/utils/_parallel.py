@@ -50,7 +50,9 @@ def map_tasks(func, tasks, n_jobs):
 
     One worker runs them here in turn; more go through ``joblib.Parallel``
     (threads unless the caller chose a backend, e.g. Dask's), which draws
-    ``tasks`` lazily: a generator of tasks is never held whole.
+    ``tasks`` lazily: a generator of tasks is never held whole. Read it to
+    its end (``zip(blocks, ..., strict=True)``): a joblib generator closed
+    early warns that its remaining tasks were cancelled.
     """
     if n_jobs == 1:
         return (func(*task) for task in tasks)
