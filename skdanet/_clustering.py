@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._embedder import DANetEmbedder
 from .cluster import DEFAULT_JACCARD_EPS, DEFAULT_QUERY_EXPANSION, ClusteringRule
 from .utils._fitting import unfitted_on_failure
+from .utils._parallel import resolve_n_jobs
 from .utils._progress import StageTimer
 
 # The clusterer's own parameters and their defaults; the embedder's follow,
@@ -192,7 +193,8 @@ n_rounds, network, graph_method, device, n_jobs, random_state, verbose
 
     def _rule(self):
         return ClusteringRule(query_expansion=self.query_expansion,
-                              min_samples=self.min_samples, algorithm=self.dbscan_algorithm)
+                              min_samples=self.min_samples, algorithm=self.dbscan_algorithm,
+                              n_jobs=resolve_n_jobs(self.n_jobs))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -353,7 +353,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self : DANetEmbedder
         """
         with unfitted_on_failure(self):
-            self._fit(X, y, ClusteringRule())
+            self._fit(X, y, self._default_rule())
             self._expanded_output()
         return self
 
@@ -375,7 +375,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X_new : ndarray of shape (n_samples, n_components)
         """
         with unfitted_on_failure(self):
-            self._fit(X, y, ClusteringRule())
+            self._fit(X, y, self._default_rule())
             return self._output(self._expanded_output()[0])
 
     def _fit_embed(self, X, y, rule):
@@ -556,12 +556,17 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if new.size:
             Z = self._embed(Q[new], lambda start, stop: (
                 sims[new[start:stop]], idx[new[start:stop]], twin[new[start:stop]]), "transform")
-            expanded[new] = self._output_rule.expand_new(Z, idx[new], self._reference_embedding)
+            expanded[new] = self._default_rule().expand_new(Z, idx[new], self._reference_embedding)
         return self._output(expanded).astype(X.dtype, copy=False)
 
-    # The output is clustered by DBSCAN at its default radius (and
-    # min_samples=1 for the network's own rule); see ``output_scale_``.
-    _output_rule = ClusteringRule()
+    def _default_rule(self):
+        """skdanet's default clustering rule, on ``n_jobs`` workers.
+
+        Label-free training re-labels with it; its expansion and guard shape
+        the output, which DBSCAN clusters at its default radius (and
+        ``min_samples=1`` for the network's own rule); see ``output_scale_``.
+        """
+        return ClusteringRule(n_jobs=resolve_n_jobs(self.n_jobs))
 
     def _expanded_output(self):
         """The fitted faces' expanded embedding and the scale of the output, computed once.
@@ -571,9 +576,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         if self._output_state is None:
             neighbors = self.graph_.neighbors
-            space = self._output_rule.expand(self._reference_embedding, neighbors)
-            radius = self._output_rule.guarded_radius(space, neighbors,
-                                                      self.network_.config["eps"])
+            rule = self._default_rule()
+            space = rule.expand(self._reference_embedding, neighbors)
+            radius = rule.guarded_radius(space, neighbors, self.network_.config["eps"])
             self._output_state = (space.embedding, _DBSCAN_DEFAULT_EPS / radius)
         return self._output_state
 

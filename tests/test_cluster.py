@@ -25,6 +25,25 @@ def _unit_rows_and_knn(n=300, d=8, k=12, seed=0):
     return Z, order[:, 1 : k + 1]
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_knn_edge_distances_are_the_pair_distances_whatever_the_blocks(monkeypatch, n_jobs):
+    from skdanet.cluster import _dbscan
+    from skdanet.utils import _parallel
+
+    Z, nb = _unit_rows_and_knn()
+    R = Z[::3]
+    nb_r = nb % len(R)
+    whole = knn_edge_distances(Z, nb), knn_edge_distances(Z, nb_r, R)
+    np.testing.assert_allclose(whole[0], np.linalg.norm(Z[:, None] - Z[nb], axis=2), atol=1e-7)
+    np.testing.assert_allclose(whole[1], np.linalg.norm(Z[:, None] - R[nb_r], axis=2), atol=1e-7)
+    # Row blocks of 7 rows, each gathering a few rows at a time, on n_jobs
+    # workers: the same bits.
+    monkeypatch.setattr(_dbscan, "_EDGE_BLOCK", 7)
+    monkeypatch.setattr(_parallel, "GATHER_ELEMENTS", 3 * nb.shape[1] * Z.shape[1])
+    np.testing.assert_array_equal(knn_edge_distances(Z, nb, n_jobs=n_jobs), whole[0])
+    np.testing.assert_array_equal(knn_edge_distances(Z, nb_r, R, n_jobs=n_jobs), whole[1])
+
+
 @pytest.mark.parametrize("m", [1, 4, 50])
 def test_expand_embedding_equals_a_loop_over_rows(m):
     Z, nb = _unit_rows_and_knn()

@@ -19,29 +19,39 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ..graph import row_similarities
-from ..utils._parallel import row_blocks
+from ..utils._parallel import map_tasks, row_blocks
 
+# Rows per task of knn_edge_distances.
+_EDGE_BLOCK = 16_384
 # Pair distances held at a time by exact_dbscan (32 MB of float64).
-_EDGE_BLOCK = 65_536
 _PAIR_BLOCK_ELEMENTS = 2**22
 
 
-def knn_edge_distances(Z, neighbors, reference=None):
-    """Euclidean distances ``||Z[i] - R[neighbors[i, j]]||``.
+def knn_edge_distances(Z, neighbors, reference=None, *, n_jobs=1):
+    """Euclidean distances ``||Z[i] - R[neighbors[i, j]]||``, in row blocks over ``n_jobs`` workers.
 
     ``R`` is ``reference`` (the rows ``neighbors`` index; default ``Z``
     itself). Through ``|a|^2 + |b|^2 - 2 <a, b>``, which needs no
     (rows, k, d) difference array; inner products in Z's precision, the
-    rest in float64. Each row's distances depend on that row alone.
+    rest in float64. Each row's distances depend on that row alone, so not
+    on the number of workers.
     """
     R = Z if reference is None else reference
     sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
     sq_r = sq if reference is None else np.einsum("ij,ij->i", R, R, dtype=np.float64)
+    blocks = row_blocks(len(Z), _EDGE_BLOCK)
+    tasks = ((Z[start:stop], R, neighbors[start:stop], sq[start:stop], sq_r)
+             for start, stop in blocks)
     out = np.empty(neighbors.shape, dtype=np.float64)
-    for start, stop in row_blocks(len(Z), _EDGE_BLOCK):
-        nb = neighbors[start:stop]
-        dots = row_similarities(Z[start:stop], R, nb).astype(np.float64)
-        out[start:stop] = sq[start:stop, None] + sq_r[nb] - 2 * dots
+    for (start, stop), block in zip(blocks, map_tasks(_edge_distances_block, tasks, n_jobs),
+                                    strict=True):
+        out[start:stop] = block
+    return out
+
+
+def _edge_distances_block(Z, R, neighbors, sq, sq_r):
+    dots = row_similarities(Z, R, neighbors).astype(np.float64)
+    out = sq[:, None] + sq_r[neighbors] - 2 * dots
     return np.sqrt(np.maximum(out, 0, out=out), out=out)
 
 

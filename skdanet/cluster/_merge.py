@@ -12,6 +12,7 @@ can be looser than a face-level radius could be.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..utils._parallel import gather_blocks
 from ._dbscan import edge_components, number_by_first_point
@@ -41,14 +42,17 @@ def cluster_means(Z, labels):
     means : ndarray of shape (m, n_features), float64
     sizes : ndarray of shape (m,), int64
     """
-    clustered = labels >= 0
-    m = int(labels.max()) + 1 if clustered.any() else 0
-    means = np.zeros((m, Z.shape[1]), dtype=np.float64)
-    np.add.at(means, labels[clustered], Z[clustered])
+    faces = np.flatnonzero(labels >= 0)
+    m = int(labels.max()) + 1 if len(faces) else 0
+    # Sums as a sparse (clusters x faces) product: each cluster's faces are
+    # added in order, as np.add.at would, an order of magnitude faster.
+    membership = sp.csr_matrix((np.ones(len(faces)), (labels[faces], faces)),
+                               shape=(m, len(Z)))
+    means = np.asarray(membership @ np.asarray(Z, dtype=np.float64))
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     # A cluster of exactly opposite faces has no direction; keep its sum (zero).
     np.divide(means, norms, out=means, where=norms > 0)
-    return means, np.bincount(labels[clustered], minlength=m).astype(np.int64)
+    return means, np.bincount(labels[faces], minlength=m).astype(np.int64)
 
 
 def adjacent_cluster_pairs(labels, neighbors):

@@ -81,11 +81,15 @@ class ClusteringRule:
         kNN pairs (:func:`graph_dbscan`, O(n k) time), or exact up to
         ``EXACT_SEARCH_MAX_ROWS`` faces and kNN pairs above. Memory is O(n k)
         either way.
+    n_jobs : int, default=1
+        Workers for the distances over the kNN pairs (row blocks: the
+        results do not depend on it).
     """
 
     query_expansion: int = DEFAULT_QUERY_EXPANSION
     min_samples: int = 1
     algorithm: str = "auto"
+    n_jobs: int = 1
 
     def on_knn_pairs(self, n_samples):
         """Whether DBSCAN runs over the kNN pairs for ``n_samples`` faces."""
@@ -108,9 +112,10 @@ class ClusteringRule:
         if not self.query_expansion:
             return ExpandedSpace(Z, distances)
         if distances is None:
-            distances = knn_edge_distances(Z, neighbors)
+            distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
         expanded = expand_embedding(Z, neighbors, distances, self.query_expansion)
-        return ExpandedSpace(expanded, knn_edge_distances(expanded, neighbors), distances)
+        return ExpandedSpace(expanded, knn_edge_distances(expanded, neighbors, n_jobs=self.n_jobs),
+                             distances)
 
     def expand_new(self, Z, neighbors, reference):
         """Query-expand new rows ``Z`` with the ``reference`` rows ``neighbors`` index.
@@ -120,7 +125,7 @@ class ClusteringRule:
         """
         if not self.query_expansion:
             return Z
-        distances = knn_edge_distances(Z, neighbors, reference)
+        distances = knn_edge_distances(Z, neighbors, reference, n_jobs=self.n_jobs)
         return expand_embedding(Z, neighbors, distances, self.query_expansion,
                                 reference=reference)
 
@@ -182,7 +187,7 @@ class ClusteringRule:
         # exact DBSCAN, no expansion and no links).
         distances = None
         if eps == "auto" or on_knn or self.query_expansion or jaccard_eps is not None:
-            distances = knn_edge_distances(Z, neighbors)
+            distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
         unexpanded = distances
         with timer("query expansion") if self.query_expansion else _no_timer:
             space = self.expand(Z, neighbors, distances)
