@@ -176,7 +176,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     n_jobs : int or None, default=None
         Workers for the row-parallel stages: kNN queries, the embedding of
         every face in blocks (after fit, in ``transform``, and for label-free
-        re-labelling), each worker on one torch and one BLAS thread. None
+        re-labelling) and the embedding distances over the kNN pairs, each
+        worker on one torch and one BLAS thread. None
         means every core (as scikit-learn's OpenMP estimators do, within
         ``OMP_NUM_THREADS`` when set), or the ``n_jobs`` of an enclosing
         :func:`joblib.parallel_config`; -1 all cores. They run through
