@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ..graph import row_similarities
-from ..utils._parallel import map_tasks, row_blocks
+from ..utils._parallel import map_blocks, row_blocks
 
 # Rows per task of knn_edge_distances.
 _EDGE_BLOCK = 16_384
@@ -43,8 +43,7 @@ def knn_edge_distances(Z, neighbors, reference=None, *, n_jobs=1):
     tasks = ((Z[start:stop], R, neighbors[start:stop], sq[start:stop], sq_r)
              for start, stop in blocks)
     out = np.empty(neighbors.shape, dtype=np.float64)
-    for (start, stop), block in zip(blocks, map_tasks(_edge_distances_block, tasks, n_jobs),
-                                    strict=True):
+    for (start, stop), block in map_blocks(_edge_distances_block, blocks, tasks, n_jobs):
         out[start:stop] = block
     return out
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from ..utils._parallel import map_tasks, row_blocks
+from ..utils._parallel import map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
@@ -135,7 +135,7 @@ class IVFIndex:
 
         Columns a query could not fill (its lists hold fewer rows than asked)
         have similarity ``-inf`` and index ``-1``. Query blocks run through
-        :func:`~skdanet.utils._parallel.map_tasks` on ``n_jobs`` workers
+        :func:`~skdanet.utils._parallel.map_blocks` on ``n_jobs`` workers
         (each block on one BLAS thread). ``progress(i, n_done, m)``, if
         given, is called after each of the ``m`` blocks.
         """
@@ -148,8 +148,8 @@ class IVFIndex:
         with one_blas_thread():
             tasks = ((block, Q, k, R_by_list, centroids, self.members, self.offsets,
                       self.n_probe) for block in blocks)
-            results = map_tasks(_search_block, tasks, self.n_jobs)
-            for i, ((start, stop), (s, j)) in enumerate(zip(blocks, results, strict=True), 1):
+            results = map_blocks(_search_block, blocks, tasks, self.n_jobs)
+            for i, ((start, stop), (s, j)) in enumerate(results, 1):
                 sims[start:stop] = s
                 idx[start:stop] = j
                 if progress is not None:

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
-from ..utils._parallel import gather_blocks, map_tasks, row_blocks
+from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import IVFIndex
 
@@ -336,7 +336,7 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)
     with one_blas_thread():
-        for (a, b), (s, i) in zip(blocks, map_tasks(_refine_block, tasks, n_jobs), strict=True):
+        for (a, b), (s, i) in map_blocks(_refine_block, blocks, tasks, n_jobs):
             sims[a:b], out[a:b] = s, i
     return sims, out
 

@@ -11,7 +11,7 @@ of the reference faces on its chain.
 import numpy as np
 import torch
 
-from ..utils._parallel import map_tasks, row_blocks
+from ..utils._parallel import map_blocks, row_blocks
 from ._batching import chain_slots, clique_tensors, reference_clique_tensors
 
 
@@ -40,7 +40,7 @@ class GraphEmbedding:
 
     Placing faces and gathering their inputs is numpy work done here; the
     network runs on blocks of ``batch_size`` faces through
-    :func:`~skdanet.utils._parallel.map_tasks`, on ``n_jobs`` workers (threads,
+    :func:`~skdanet.utils._parallel.map_blocks`, on ``n_jobs`` workers (threads,
     or a joblib backend such as Dask's), each block on its own, so the
     result does not depend on the number of workers.
 
@@ -99,7 +99,7 @@ class GraphEmbedding:
     def _fill(self, out, blocks, func, tasks, progress):
         """Rows ``start:stop`` of ``out`` from ``func(*task)``, block by block, over the workers."""
         for batch, ((start, stop), rows) in enumerate(
-                zip(blocks, map_tasks(func, tasks, self.n_jobs), strict=True), 1):
+                map_blocks(func, blocks, tasks, self.n_jobs), 1):
             out[start:stop] = rows
             if progress is not None:
                 progress(batch, stop)

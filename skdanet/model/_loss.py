@@ -63,11 +63,13 @@ def balanced_pair_loss(sim, same, usable, *, scale, margin):
     """
     logits = scale * (sim - margin)
     upper = usable.triu(diagonal=1)
-    pos = (same & upper).to(sim.dtype)
-    neg = (~same & upper).to(sim.dtype)
     # softplus(-logit) for a positive pair, softplus(logit) for a negative.
     per_pair = F.softplus(torch.where(same, -logits, logits))
-    terms = [(per_pair * mask).sum() / mask.sum() for mask in (pos, neg) if mask.sum() > 0]
+    terms = []
+    for mask in (same & upper, ~same & upper):
+        count = mask.sum()
+        if count > 0:
+            terms.append((per_pair * mask).sum() / count)
     if not terms:
         return (sim * 0).sum()
     return sum(terms) / len(terms)
@@ -87,17 +89,19 @@ def hardest_pair_loss(sim, same, usable, *, scale, margin):
     is_neg = ~same & usable
     is_pos = same & usable
     loss = sim.new_zeros(())
-    has_neg = is_neg.any(dim=1).to(sim.dtype)
-    if has_neg.sum() > 0:
+    has_neg = is_neg.any(dim=1)
+    n_neg = has_neg.sum()
+    if n_neg > 0:
         negatives = sim.masked_fill(~is_neg, floor)
         hardest_neg = torch.logsumexp(scale * negatives, dim=1) / scale
         per_face = F.softplus(scale * (hardest_neg - margin))
-        loss = loss + (per_face * has_neg).sum() / has_neg.sum()
-    has_pos = is_pos.any(dim=1).to(sim.dtype)
-    if has_pos.sum() > 0:
+        loss = loss + (per_face * has_neg).sum() / n_neg
+    has_pos = is_pos.any(dim=1)
+    n_pos = has_pos.sum()
+    if n_pos > 0:
         nearest_pos = sim.masked_fill(~is_pos, floor).max(dim=1).values
         per_face = F.softplus(scale * (margin - nearest_pos))
-        loss = loss + (per_face * has_pos).sum() / has_pos.sum()
+        loss = loss + (per_face * has_pos).sum() / n_pos
     return loss
 
 

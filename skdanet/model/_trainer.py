@@ -16,7 +16,7 @@ import torch
 from ..cluster import calibrate_eps, cluster_means
 from ..datasets import split_identities
 from ..graph import chain_roots
-from ..utils._parallel import map_tasks, row_blocks
+from ..utils._parallel import map_blocks, row_blocks
 from ..utils._progress import EpochTable
 from ._averaging import ExponentialWeightAverage
 from ._embedding import embed_reference_nodes
@@ -212,8 +212,7 @@ class _Trainer:
         # Blocks are copied into one array as they come: holding them all and
         # concatenating would need twice the embedding's memory at the peak.
         Z = None
-        for (start, stop), z in zip(blocks, map_tasks(_embed_block, tasks, self.n_jobs),
-                                     strict=True):
+        for (start, stop), z in map_blocks(_embed_block, blocks, tasks, self.n_jobs):
             if Z is None:
                 Z = np.empty((len(nodes), z.shape[1]), dtype=z.dtype)
             Z[start:stop] = z

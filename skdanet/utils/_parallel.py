@@ -2,7 +2,7 @@
 
 Every stage that treats rows independently (kNN queries, embedding blocks,
 the re-labelling embedding) maps a function over fixed row blocks with
-:func:`map_tasks`. The blocks do not depend on the number of workers, so
+:func:`map_blocks`. The blocks do not depend on the number of workers, so
 neither do the results. Inside ``with joblib.parallel_backend("dask"):`` the
 blocks run on the cluster's workers (joblib scatters large arguments once).
 """
@@ -50,11 +50,19 @@ def map_tasks(func, tasks, n_jobs):
 
     One worker runs them here in turn; more go through ``joblib.Parallel``
     (threads unless the caller chose a backend, e.g. Dask's), which draws
-    ``tasks`` lazily: a generator of tasks is never held whole. Read it to
-    its end (``zip(blocks, ..., strict=True)``): a joblib generator closed
-    early warns that its remaining tasks were cancelled.
+    ``tasks`` lazily: a generator of tasks is never held whole.
     """
     if n_jobs == 1:
         return (func(*task) for task in tasks)
     return joblib.Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
         joblib.delayed(func)(*task) for task in tasks)
+
+
+def map_blocks(func, blocks, tasks, n_jobs):
+    """``((start, stop), func(*task))`` for each row block and its task, in order.
+
+    The workers' results are read to their end even though the blocks run
+    out first: a joblib generator closed early warns that its remaining
+    tasks were cancelled.
+    """
+    return zip(blocks, map_tasks(func, tasks, n_jobs), strict=True)
