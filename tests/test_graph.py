@@ -476,3 +476,62 @@ def test_ivf_refinement_raises_recall_and_transform_refines_through_the_fitted_g
     _, idx, twin = graph.query_neighbours(X[:200])
     np.testing.assert_array_equal(twin, np.arange(200))
     np.testing.assert_array_equal(idx, graph.knn_indices[:200, 1:])
+
+
+def test_l2_normalize_in_row_blocks_is_the_whole_array_formula(monkeypatch):
+    # Blocks of 3 rows must give the bits of the formula applied to all rows at once.
+    import skdanet.utils._parallel as parallel
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        X = rng.normal(size=(20, 8)).astype(dtype)
+        X[3] *= 1e30 if dtype == np.float64 else 1e15
+        X[4] *= 1e-30 if dtype == np.float64 else 1e-15
+        X[7] = 0
+        peak = np.abs(X).max(axis=1).astype(np.float64)
+        peak[7] = 1.0
+        scaled = X / peak[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
+        norms[7] = 1.0
+        expected = (scaled / norms[:, None]).astype(dtype)
+        monkeypatch.setattr(parallel, "GATHER_ELEMENTS", 3 * 8)
+        with pytest.warns(UserWarning, match=r"1 row\(s\) of X have zero norm \(first: row 7\)"):
+            Z = l2_normalize(X, zero_rows="warn")
+        monkeypatch.undo()
+        assert Z.dtype == dtype
+        np.testing.assert_array_equal(Z, expected)
+        np.testing.assert_allclose(np.linalg.norm(np.delete(Z, 7, axis=0), axis=1), 1, rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=0, max_size=300))
+def test_ivf_candidate_sort_is_numpys_stable_sort(values):
+    # Many ties: equal keys must keep the order of their positions.
+    from skdanet.graph._ivf import _stable_argsort
+
+    key = np.array(values, dtype=np.float64) * 0.25
+    np.testing.assert_array_equal(_stable_argsort(key), np.argsort(key, kind="stable"))
+
+
+def test_ivf_candidates_above_the_bound_are_the_mask_definition():
+    # Each row's entries strictly above its bound, or k of its best when more
+    # are above (which of several tied at the k-th value is not specified),
+    # in row-major order.
+    from skdanet.graph._ivf import _entries_above
+
+    rng = np.random.default_rng(2)
+    S = np.round(rng.random((60, 40)), 1).astype(np.float32)  # many ties
+    bound = np.r_[np.full(20, 0.95), np.full(20, 0.5), np.full(20, -1.0)].astype(np.float32)
+    k = 7
+    row, col = _entries_above(S, bound, k)
+    assert np.all(np.diff(row * S.shape[1] + col) > 0)
+    for i in range(len(S)):
+        got = col[row == i]
+        above = np.flatnonzero(S[i] > bound[i])
+        if len(above) <= k:
+            np.testing.assert_array_equal(got, above)
+            continue
+        kth = np.sort(S[i])[-k]
+        assert len(got) == k and (S[i, got] >= kth).all()
+        assert set(np.flatnonzero(S[i] > kth)) <= set(got)
+    assert (np.bincount(row, minlength=len(S))[40:] == k).all()

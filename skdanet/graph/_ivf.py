@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from ..utils._parallel import map_blocks, row_blocks
+from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
@@ -34,7 +34,6 @@ KMEANS_SAMPLES_PER_LIST = 48
 _QUERY_CHUNK = 8_192
 # Similarities computed at once between the queries of one list and its rows.
 _LIST_BLOCK_ELEMENTS = 2**22
-_CENTROID_BLOCK = 8_192
 
 
 def _nearest_centroids(X, centroids, n_nearest, pool=None):
@@ -42,30 +41,33 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None):
 
     The others follow in no particular order. Row blocks go to ``pool``'s
     threads when given (call it under one BLAS thread: the products are then
-    the same bits for any number of threads).
+    the same bits for any number of threads). A block holds about
+    ``GATHER_ELEMENTS`` similarities: larger blocks are slower, their
+    similarities being fresh pages to fault in on every block.
     """
     out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
     CT = np.ascontiguousarray(centroids.T)
     n_lists = CT.shape[1]
 
-    def block(start):
-        S = X[start : start + _CENTROID_BLOCK] @ CT
+    def block(rows):
+        start, stop = rows
+        S = X[start:stop] @ CT
         if n_nearest == 1:
-            out[start : start + _CENTROID_BLOCK, 0] = S.argmax(axis=1)
+            out[start:stop, 0] = S.argmax(axis=1)
             return
         if n_nearest < n_lists:
             nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
         else:
             nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
-        rows = np.arange(len(S))
+        first_of_row = np.arange(len(S))
         best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
-        first = nearest[rows, best]
-        nearest[rows, best] = nearest[:, 0]
+        first = nearest[first_of_row, best]
+        nearest[first_of_row, best] = nearest[:, 0]
         nearest[:, 0] = first
-        out[start : start + _CENTROID_BLOCK] = nearest
+        out[start:stop] = nearest
 
-    starts = range(0, X.shape[0], _CENTROID_BLOCK)
-    list(pool.map(block, starts) if pool is not None else map(block, starts))
+    blocks = gather_blocks(X.shape[0], n_lists)
+    list(pool.map(block, blocks) if pool is not None else map(block, blocks))
     return out
 
 
@@ -181,27 +183,31 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     found = [(np.repeat(np.arange(n_q), k), sims.ravel(), idx.ravel())]
     others = np.repeat(np.arange(n_q), n_probe - 1)
     for q, lo, S in _list_products(Q, others, probes[:, 1:].ravel(), R_by_list, offsets):
-        above = np.flatnonzero(_rows_above(S, bound[q], k))
-        row, col = np.divmod(above, S.shape[1])
-        found.append((q[row], S.ravel()[above], members[lo + col]))
+        row, col = _entries_above(S, bound[q], k)
+        found.append((q[row], S[row, col], members[lo + col]))
     return _best_per_query(*map(np.concatenate, zip(*found)), n_q, k)
 
 
-def _rows_above(S, bound, k):
-    """Mask of each row's entries strictly above its bound, at most its ``k`` best.
+def _entries_above(S, bound, k):
+    """``(row, col)`` of each row's entries strictly above its bound, at most its ``k`` best.
 
-    Strictly: a row equal to the bound only ties with one already found. The
-    cap keeps a block's candidates at most ``k`` a list, however many rows tie
-    above the bound (identical faces).
+    In row-major order. Strictly: a row equal to the bound only ties with
+    one already found. The cap keeps a block's candidates at most ``k`` a
+    list, however many rows tie above the bound (identical faces). Rows are
+    counted from the few entries above the bound, not by summing the mask.
     """
-    above = S > bound[:, None]
-    crowded = np.flatnonzero(above.sum(axis=1) > k)
+    n = S.shape[1]
+    above = np.flatnonzero(S > bound[:, None])
+    row = above // n
+    count = np.bincount(row, minlength=len(S))
+    crowded = np.flatnonzero(count > k)
     if crowded.size:
-        n = S.shape[1]
         top = np.argpartition(S[crowded], kth=n - k, axis=1)[:, n - k :]
-        above[crowded] = False
-        above[crowded[:, None], top] = True
-    return above
+        top.sort(axis=1)
+        capped = (crowded[:, None] * n + top).ravel()
+        above = np.sort(np.concatenate([above[count[row] <= k], capped]))
+        row = above // n
+    return row, above - row * n
 
 
 def _list_products(Q, queries, lists, R_by_list, offsets):
@@ -235,7 +241,7 @@ def _best_per_query(query, sims, idx, n_q, k):
     query, sims, idx = query[real], sims[real], idx[real]
     # Sims lie in [-1, 1]: query * 4 - sim orders by query, then by decreasing
     # similarity, exactly in float64.
-    order = np.argsort(query * 4.0 - sims.astype(np.float64), kind="stable")
+    order = _stable_argsort(query * 4.0 - sims.astype(np.float64))
     query, sims, idx = query[order], sims[order], idx[order]
     rank = np.arange(len(query)) - np.searchsorted(query, np.arange(n_q))[query]
     keep = rank < k
@@ -244,3 +250,19 @@ def _best_per_query(query, sims, idx, n_q, k):
     out_sims[query[keep], rank[keep]] = sims[keep]
     out_idx[query[keep], rank[keep]] = idx[keep]
     return out_sims, out_idx
+
+
+def _stable_argsort(key):
+    """``np.argsort(key, kind="stable")``, about twice as fast on keys with few ties.
+
+    An unstable sort, then each run of equal keys put back in the order of
+    its positions in ``key``.
+    """
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tie = sorted_key[1:] == sorted_key[:-1]
+    if tie.any():
+        in_run = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+        run = order[in_run]
+        order[in_run] = run[np.lexsort((run, sorted_key[in_run]))]
+    return order

@@ -65,13 +65,14 @@ def l2_normalize(X, *, zero_rows="raise"):
         If a row has zero norm: it has no direction, so no cosine similarity.
     """
     X = np.asarray(X)
-    # Divide by the largest entry first: squaring 1e200 overflows and squaring
-    # 1e-200 underflows, which would make non-zero rows look infinite or zero.
-    peak = np.abs(X).max(axis=1, initial=0).astype(np.float64)
-    zero = np.flatnonzero(peak == 0)
-    peak[zero] = 1.0
-    scaled = X / peak[:, None]
-    norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
+    out = np.empty_like(X)
+    zero = [np.empty(0, dtype=np.int64)]
+    # Row blocks: the same bits as the whole array at once, without its
+    # float64 temporaries (twice the data, fresh pages) at a million faces.
+    for start, stop in gather_blocks(len(X), X.shape[1]):
+        out[start:stop], empty = _unit_rows(X[start:stop])
+        zero.append(start + np.flatnonzero(empty))
+    zero = np.concatenate(zero)
     if zero.size:
         message = (
             f"{zero.size} row(s) of X have zero norm (first: row {zero[0]}); a zero "
@@ -83,8 +84,20 @@ def l2_normalize(X, *, zero_rows="raise"):
         if zero_rows == "warn":
             warnings.warn(message + " They are kept as zero vectors, similar to nothing "
                       "and identical to each other.", UserWarning, stacklevel=3)
-        norms[zero] = 1.0
-    return (scaled / norms[:, None]).astype(X.dtype, copy=False)
+    return out
+
+
+def _unit_rows(X):
+    """Rows of ``X`` divided by their norms (computed in float64), and the mask of zero rows."""
+    # Divide by the largest entry first: squaring 1e200 overflows and squaring
+    # 1e-200 underflows, which would make non-zero rows look infinite or zero.
+    peak = np.abs(X).max(axis=1, initial=0).astype(np.float64)
+    zero = peak == 0
+    peak[zero] = 1.0
+    scaled = X / peak[:, None]
+    norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
+    norms[zero] = 1.0
+    return scaled / norms[:, None], zero
 
 
 def clamp_n_neighbors(n_neighbors, n_reference, *, exclude_self):
@@ -228,7 +241,7 @@ class NeighborIndex:
         # products round differently depending on how many rows share a call, and
         # HNSW's are float32; this way a face's graph is the same bits whether it
         # was searched alone, in a batch, or with another method.
-        return _sort_neighbors(row_similarities(Q, self.R, idx), idx)
+        return sorted_by_similarity(Q, self.R, idx, n_jobs=self.n_jobs)
 
     def _search_ivf(self, Q, n_neighbors):
         _, idx = self._ivf.search(Q, n_neighbors, progress=self.progress)
@@ -319,6 +332,25 @@ class NeighborIndex:
         sims = sims[keep].reshape(n_q, width)
         idx = idx[keep].reshape(n_q, width)
         return sims, idx, twin
+
+
+def sorted_by_similarity(Q, R, idx, *, n_jobs=1):
+    """``(sims, idx)`` with ``sims[i, j] = <Q[i], R[idx[i, j]]>``, each row sorted.
+
+    By decreasing similarity, ties by increasing index; row by row (see
+    :func:`row_similarities`), in blocks over ``n_jobs`` workers.
+    """
+    blocks = row_blocks(len(Q), _REFINE_BLOCK)
+    tasks = ((Q[a:b], R, idx[a:b]) for a, b in blocks)
+    sims = np.empty(idx.shape, dtype=Q.dtype)
+    out = np.empty_like(idx)
+    for (a, b), (s, i) in map_blocks(_sorted_block, blocks, tasks, n_jobs):
+        sims[a:b], out[a:b] = s, i
+    return sims, out
+
+
+def _sorted_block(Q, R, idx):
+    return _sort_neighbors(row_similarities(Q, R, idx), idx)
 
 
 def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n_jobs=1):
