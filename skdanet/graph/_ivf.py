@@ -59,10 +59,10 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None):
             nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
         else:
             nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
-        first_of_row = np.arange(len(S))
+        each_row = np.arange(len(S))
         best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
-        first = nearest[first_of_row, best]
-        nearest[first_of_row, best] = nearest[:, 0]
+        first = nearest[each_row, best]
+        nearest[each_row, best] = nearest[:, 0]
         nearest[:, 0] = first
         out[start:stop] = nearest
 
