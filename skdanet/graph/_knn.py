@@ -340,13 +340,7 @@ def sorted_by_similarity(Q, R, idx, *, n_jobs=1):
     By decreasing similarity, ties by increasing index; row by row (see
     :func:`row_similarities`), in blocks over ``n_jobs`` workers.
     """
-    blocks = row_blocks(len(Q), _REFINE_BLOCK)
-    tasks = ((Q[a:b], R, idx[a:b]) for a, b in blocks)
-    sims = np.empty(idx.shape, dtype=Q.dtype)
-    out = np.empty_like(idx)
-    for (a, b), (s, i) in map_blocks(_sorted_block, blocks, tasks, n_jobs):
-        sims[a:b], out[a:b] = s, i
-    return sims, out
+    return _neighbours_by_row_block(_sorted_block, Q, R, idx, (), n_jobs)
 
 
 def _sorted_block(Q, R, idx):
@@ -363,12 +357,21 @@ def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n
     neighbours, compared exactly. Row by row (a query's result depends on its
     own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
     """
+    return _neighbours_by_row_block(_refine_block, Q, R, idx, (through, n_hops), n_jobs)
+
+
+def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs):
+    """``(sims, idx)`` of ``idx``'s shape from ``block_func(Q[a:b], R, idx[a:b], *args)``.
+
+    Fixed row blocks over ``n_jobs`` workers, each on one BLAS thread, so
+    the result does not depend on the number of workers.
+    """
     blocks = row_blocks(len(Q), _REFINE_BLOCK)
-    tasks = ((Q[a:b], R, idx[a:b], through, n_hops) for a, b in blocks)
+    tasks = ((Q[a:b], R, idx[a:b], *args) for a, b in blocks)
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)
     with one_blas_thread():
-        for (a, b), (s, i) in map_blocks(_refine_block, blocks, tasks, n_jobs):
+        for (a, b), (s, i) in map_blocks(block_func, blocks, tasks, n_jobs):
             sims[a:b], out[a:b] = s, i
     return sims, out
 
