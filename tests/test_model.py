@@ -141,6 +141,34 @@ def test_pair_loss_matches_the_pair_by_pair_definition(case):
     assert torch.isfinite(zt.grad).all()
     if case == "none_known":
         assert (zt.grad == 0).all()
+    else:  # the gradient training follows is the loss's own
+        assert torch.autograd.gradcheck(
+            lambda v: pair_loss(v, torch.as_tensor(labels), scale=30.0, margin=0.7, **kwargs),
+            (zt.detach().clone().requires_grad_(),))
+
+
+def test_chain_attention_equals_attention_over_every_position():
+    # The module folds the key and value maps out of the chain positions; the
+    # reference computes keys and values position by position.
+    from skdanet.model._modules import ChainAttention
+
+    torch.manual_seed(0)
+    att = ChainAttention(8, 5).double()
+    with torch.no_grad():
+        for p in att.parameters():
+            p.normal_()
+    phi = torch.randn(6, 4, 8, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0],
+                         [1, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=torch.bool)
+    q = att.query(phi[:, 0])
+    expected = []
+    for c in range(len(phi)):
+        positions = torch.nonzero(mask[c])[:, 0]
+        keys, values = att.key(phi[c, positions]), att.value(phi[c, positions])
+        weights = torch.softmax(keys @ q[c] / np.sqrt(8), dim=0)
+        context = weights @ values
+        expected.append(att.out(torch.cat([phi[c, 0], context])))
+    torch.testing.assert_close(att(phi, mask), torch.stack(expected), rtol=1e-12, atol=1e-12)
 
 
 def test_load_never_unpickles(tmp_path):

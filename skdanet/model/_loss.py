@@ -32,50 +32,52 @@ def pair_loss(z, labels, *, scale, margin, known=None, same=None):
     scale, margin : float
     known : BoolTensor of shape (B, B), optional
         Pairs whose relation is trusted (label-free training leaves uncertain
-        pairs out); all pairs by default.
+        pairs out); all pairs by default. Symmetric.
     same : BoolTensor of shape (B, B), optional
         Pairs to pull together (label-free training adds pairs of pseudo-label
-        clusters that lie close); by default the pairs of one label.
+        clusters that lie close); by default the pairs of one label. Symmetric.
 
     Returns
     -------
     loss : scalar Tensor
     """
-    # One similarity matrix for both terms, and masks multiplied in rather
-    # than indexed out: a training step is mostly this loss, and boolean
-    # indexing of (B, B) matrices (and its backward) costs more than the
-    # arithmetic.
-    sim = z @ z.T
+    # One logit matrix for both terms, and masks as 0/1 weights added or
+    # multiplied in: a training step is mostly this loss, and boolean
+    # indexing, masked_fill and where on (B, B) matrices (and their
+    # backward) cost many times the arithmetic.
+    logits = scale * (z @ z.T - margin)
     same = _same_identity(labels, same)
     usable = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
     if known is not None:
         usable = usable & known
-    kw = {"scale": scale, "margin": margin}
-    return balanced_pair_loss(sim, same, usable, **kw) + hardest_pair_loss(sim, same, usable, **kw)
+    positive = _weights(same & usable, logits.dtype)
+    negative = _weights(~same & usable, logits.dtype)
+    return balanced_pair_loss(logits, positive, negative) + hardest_pair_loss(logits, positive,
+                                                                              negative)
 
 
-def balanced_pair_loss(sim, same, usable, *, scale, margin):
-    """Balanced pairwise logistic loss on the cosine similarities ``sim``.
+def balanced_pair_loss(logits, positive, negative):
+    """Balanced pairwise logistic loss on the pair logits ``scale * (sim - margin)``.
 
-    The mean over the usable same-identity pairs plus the mean over the
-    usable different-identity pairs, halved (each pair once, ``i < j``);
-    a class with no pair in the batch is left out.
+    The mean over the positive pairs plus the mean over the negative pairs
+    (0/1 weight matrices), halved; a class with no pair in the batch is left
+    out. Over ordered pairs: the matrices are symmetric, so the means are
+    those over the pairs ``i < j``.
     """
-    logits = scale * (sim - margin)
-    upper = usable.triu(diagonal=1)
-    # softplus(-logit) for a positive pair, softplus(logit) for a negative.
-    per_pair = F.softplus(torch.where(same, -logits, logits))
-    terms = []
-    for mask in (same & upper, ~same & upper):
+    weights, n_terms = torch.zeros_like(logits), 0
+    for mask in (positive, negative):
         count = mask.sum()
         if count > 0:
-            terms.append((per_pair * mask).sum() / count)
-    if not terms:
-        return (sim * 0).sum()
-    return sum(terms) / len(terms)
+            weights = weights + mask / count
+            n_terms += 1
+    if not n_terms:
+        return (logits * 0).sum()
+    # softplus(-logit) for a positive pair, softplus(logit) for a negative.
+    per_pair = F.softplus(logits * (1 - 2 * positive))
+    return (per_pair * weights).sum() / n_terms
 
 
-def hardest_pair_loss(sim, same, usable, *, scale, margin):
+def hardest_pair_loss(logits, positive, negative):
     """Per-face loss on the pairs single-linkage DBSCAN decides on.
 
     DBSCAN with ``min_samples=1`` links a face to a wrong person through its
@@ -85,24 +87,32 @@ def hardest_pair_loss(sim, same, usable, *, scale, margin):
     similarity above it. This widens the range of radii that cluster well,
     which makes the calibrated eps transfer to other sets.
     """
-    floor = -4.0  # below any cosine similarity: masks out a pair
-    is_neg = ~same & usable
-    is_pos = same & usable
-    loss = sim.new_zeros(())
-    has_neg = is_neg.any(dim=1)
-    n_neg = has_neg.sum()
-    if n_neg > 0:
-        negatives = sim.masked_fill(~is_neg, floor)
-        hardest_neg = torch.logsumexp(scale * negatives, dim=1) / scale
-        per_face = F.softplus(scale * (hardest_neg - margin))
-        loss = loss + (per_face * has_neg).sum() / n_neg
-    has_pos = is_pos.any(dim=1)
-    n_pos = has_pos.sum()
-    if n_pos > 0:
-        nearest_pos = sim.masked_fill(~is_pos, floor).max(dim=1).values
-        per_face = F.softplus(scale * (margin - nearest_pos))
-        loss = loss + (per_face * has_pos).sum() / n_pos
+    loss = logits.new_zeros(())
+    for mask, reduce, sign in ((negative, _soft_maximum, 1.0), (positive, _maximum, -1.0)):
+        has_pair = mask.amax(dim=1)
+        n_faces = has_pair.sum()
+        if n_faces > 0:
+            # Left-out pairs sit at _FLOOR_LOGIT: exp() of it is zero.
+            extreme = reduce(logits + (1 - mask) * _FLOOR_LOGIT)
+            loss = loss + (F.softplus(sign * extreme) * has_pair).sum() / n_faces
     return loss
+
+
+# A logit below any pair's (|scale * (sim - margin)| stays far below it).
+_FLOOR_LOGIT = -1e4
+
+
+def _soft_maximum(x):
+    return torch.logsumexp(x, dim=1)
+
+
+def _maximum(x):
+    return x.amax(dim=1)
+
+
+def _weights(mask, dtype):
+    """A boolean matrix as 0/1 weights (through uint8: several times faster)."""
+    return mask.view(torch.uint8).to(dtype)
 
 
 def _same_identity(labels, same):

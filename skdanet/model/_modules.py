@@ -107,13 +107,16 @@ class ChainAttention(nn.Module):
         Tensor of shape (n_chains, out_features), unnormalised
         """
         target = phi_chain[:, 0]
-        q = self.query(target)[:, None, :]
-        k = self.key(phi_chain)
-        v = self.value(phi_chain)
-        scores = (q * k).sum(-1) / math.sqrt(k.shape[-1])
+        q = self.query(target)
+        # q . key(phi) = (q W_k) . phi + q . b_k, and the last term is the same
+        # at every position of a chain, so softmax ignores it; the weights sum
+        # to one, so the mean of value(phi) is value(mean of phi). Both linear
+        # maps then run once per chain instead of once per chain position.
+        query_in = q @ self.key.weight
+        scores = (phi_chain * query_in[:, None, :]).sum(-1) / math.sqrt(q.shape[-1])
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=1)
-        context = (weights[:, :, None] * v).sum(1)
+        context = self.value((weights[:, :, None] * phi_chain).sum(1))
         return self.out(torch.cat([target, context], dim=1))
 
 

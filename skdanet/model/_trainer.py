@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from sklearn.metrics.pairwise import euclidean_distances
 
 from ..cluster import calibrate_eps, cluster_means
 from ..datasets import split_identities
@@ -86,6 +87,11 @@ def anchor_parents(graph):
     upper = sims[sims >= graph.tau]
     threshold = max(float(upper.mean()) if upper.size else graph.tau, graph.stop_threshold)
     return np.where(graph.parent_sim >= threshold, graph.parent, -1)
+
+
+def _spread(matrix, inverse):
+    """``matrix[inverse[i], inverse[j]]`` for every pair ``i, j``."""
+    return matrix.take(inverse, axis=0).take(inverse, axis=1)
 
 
 def relabelling_rule(rule):
@@ -308,21 +314,26 @@ class _Trainer:
         tau = self.graph.tau
         merge_eps = margin_radius(self.est.pair_margin)
         pull_eps = self.rule.link_radius(merge_eps)
-        means = None
-        if Z is not None:
-            means = torch.as_tensor(cluster_means(Z, labels)[0], device=self.device)
+        means = None if Z is None else cluster_means(Z, labels)[0]
 
         def relation(nodes):
-            F_ = self.reference[nodes]
-            pushable = torch.as_tensor(F_ @ F_.T, device=self.device) < tau
-            same = torch.as_tensor(labels[nodes][:, None] == labels[nodes][None, :],
-                                   device=self.device)
+            # Decided once per pair of the batch's distinct pseudo-labels
+            # (batches are neighbourhoods, so far fewer than its faces), then
+            # spread to the pairs of faces.
+            codes, inverse = np.unique(labels[nodes], return_inverse=True)
+            pull = np.eye(len(codes), dtype=bool)
+            push = ~pull
             if means is not None:
-                m = means[torch.as_tensor(labels[nodes], device=self.device)]
-                apart = torch.cdist(m, m)
-                same |= apart <= pull_eps
-                pushable &= apart > merge_eps
-            return same, same | pushable
+                apart = euclidean_distances(means[codes])
+                pull |= apart <= pull_eps
+                push &= apart > merge_eps
+            F_ = self.reference[nodes]
+            same = _spread(pull, inverse)
+            known = _spread(push, inverse)
+            known &= F_ @ F_.T < tau
+            known |= same
+            return (torch.as_tensor(same, device=self.device),
+                    torch.as_tensor(known, device=self.device))
 
         return relation
 
