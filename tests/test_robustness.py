@@ -447,6 +447,26 @@ def test_fits_in_threads_leave_torch_global_state_as_it_was():
         np.testing.assert_array_equal(results[0], results[i])
 
 
+def test_torch_sections_leave_the_compilers_determinism_flag_alone():
+    # The deterministic-kernels switch is set and restored around torch work;
+    # torch's compiler keeps its own flag, which a fit must not change.
+    import torch
+    import torch._inductor.config as inductor_config
+
+    from skdanet.model._torch_state import deterministic_torch
+
+    before = inductor_config.deterministic
+    try:
+        inductor_config.deterministic = True  # a user's choice, with kernels left free
+        with deterministic_torch(1):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert inductor_config.deterministic is True
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        inductor_config.deterministic = before
+
+
 @pytest.mark.parametrize("device", ["meta", "cpu:0:1", 3.5])
 def test_unusable_device_is_a_clear_error(device):
     X, _ = data()

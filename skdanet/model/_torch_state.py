@@ -58,9 +58,25 @@ def deterministic_torch(n_threads):
         was_deterministic = torch.are_deterministic_algorithms_enabled()
         was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         torch.set_num_threads(int(n_threads))
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _set_deterministic_kernels(True, warn_only=True)
         try:
             yield
         finally:
             torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+            _set_deterministic_kernels(was_deterministic, warn_only=was_warn_only)
+
+
+def _set_deterministic_kernels(mode, *, warn_only):
+    """torch's deterministic-kernels switch, without the compiler's.
+
+    ``torch.use_deterministic_algorithms`` also sets the deterministic flag of
+    torch's compiler, importing it (about two seconds, once per process), and
+    then leaves that flag at whatever value it is restored with. skdanet
+    compiles nothing, so it sets the kernels' switch alone where torch
+    exposes it.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
