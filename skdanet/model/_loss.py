@@ -98,7 +98,8 @@ def hardest_pair_loss(logits, positive, negative):
     return loss
 
 
-# A logit below any pair's (|scale * (sim - margin)| stays far below it).
+# The logit a left-out pair is given: far below any real pair's, which lie
+# within scale * (1 + margin) of zero.
 _FLOOR_LOGIT = -1e4
 
 
