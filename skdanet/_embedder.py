@@ -32,6 +32,7 @@ from .model import (
     resolve_device,
     train_network,
 )
+from .utils._arrays import rows_with_a_twin
 from .utils._dask import is_dask_array, transform_dask_array
 from .utils._fitting import seed_from, unfitted_on_failure
 from .utils._parallel import resolve_n_jobs
@@ -46,17 +47,18 @@ def _one_embedding_per_face(reference, Z):
     one face, and ``transform`` of that face must give one answer. Rows
     without a duplicate are returned untouched.
     """
-    _, group, counts = np.unique(reference, axis=0, return_inverse=True, return_counts=True)
-    group = group.ravel()
-    shared = counts[group] > 1
-    if not shared.any():
+    shared = np.flatnonzero(rows_with_a_twin(reference))
+    if not shared.size:
         return Z
+    _, group, counts = np.unique(reference[shared], axis=0, return_inverse=True,
+                                 return_counts=True)
+    group = group.ravel()
     means = np.zeros((len(counts), Z.shape[1]), dtype=np.float64)
-    np.add.at(means, group[shared], Z[shared])
+    np.add.at(means, group, Z[shared])
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     np.divide(means, norms, out=means, where=norms > 0)
     out = Z.copy()
-    out[shared] = means[group[shared]].astype(Z.dtype)
+    out[shared] = means[group].astype(Z.dtype)
     return out
 
 

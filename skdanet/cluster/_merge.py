@@ -14,6 +14,7 @@ can be looser than a face-level radius could be.
 import numpy as np
 import scipy.sparse as sp
 
+from ..utils._arrays import sorted_unique
 from ..utils._parallel import gather_blocks
 from ._dbscan import edge_components, number_by_first_point
 from ._guard import edge_guarded_components
@@ -67,7 +68,7 @@ def adjacent_cluster_pairs(labels, neighbors):
     keep = (a != b) & (a >= 0) & (b >= 0)
     lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     m = int(labels.max()) + 1
-    pairs = np.unique(lo * m + hi)
+    pairs = sorted_unique(lo * m + hi)
     return pairs // m, pairs % m
 
 

@@ -17,6 +17,7 @@ only faces in a candidate pair get a neighbourhood.
 import numpy as np
 import scipy.sparse as sp
 
+from ..utils._arrays import sorted_unique
 from ..utils._parallel import gather_blocks, row_blocks
 from ._dbscan import edge_components, number_by_first_point
 
@@ -176,8 +177,8 @@ def jaccard_distances(neighbors, first, second, k=RECIPROCAL_K,
     """
     first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     smoothing = max(int(smoothing), 1)
-    faces = np.unique(np.concatenate([first, second]))
-    needed = np.unique(np.concatenate([faces, neighbors[faces, :smoothing - 1].ravel()]))
+    faces = sorted_unique(np.concatenate([first, second]))
+    needed = sorted_unique(np.concatenate([faces, neighbors[faces, :smoothing - 1].ravel()]))
     V = reciprocal_neighbourhoods(neighbors, needed, k)
     out = np.empty(len(first))
     for start, stop in row_blocks(len(first), _PAIR_BLOCK):

@@ -8,6 +8,8 @@ position (no Python loop per node).
 import numpy as np
 import torch
 
+from ..utils._arrays import sorted_unique
+
 
 def clique_tensors(centre_features, reference, neighbor_indices, neighbor_mask, *, dtype, device,
                    centre_only=False):
@@ -66,6 +68,6 @@ def chain_slots(chains):
     mask : BoolTensor of shape chains.shape
     """
     valid = chains >= 0
-    nodes = np.unique(chains[valid])
+    nodes = sorted_unique(chains[valid])
     slots = np.where(valid, np.searchsorted(nodes, np.maximum(chains, 0)), 0)
     return nodes, torch.as_tensor(slots), torch.as_tensor(valid)

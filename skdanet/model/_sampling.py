@@ -7,6 +7,8 @@ photos of one person.
 
 import numpy as np
 
+from ..utils._arrays import sorted_unique
+
 
 def neighbourhood_batches(train_nodes, knn_indices, rng, *, batch_size, per_seed,
                           max_batches=None):
@@ -34,5 +36,5 @@ def neighbourhood_batches(train_nodes, knn_indices, rng, *, batch_size, per_seed
     for start in range(0, len(seeds), seeds_per_batch):
         s = seeds[start : start + seeds_per_batch]
         nb = neighbours[s].ravel()
-        nodes = np.unique(np.concatenate([s, nb[is_train[nb]]]))
+        nodes = sorted_unique(np.concatenate([s, nb[is_train[nb]]]))
         yield nodes

@@ -189,7 +189,7 @@ def _embed_block(module, reference, chains, knn_indices, mask, nodes, device):
     with torch.no_grad():
         z = embed_reference_nodes(module, reference, graph, mask, nodes, dtype=torch.float32,
                                   device=device)
-    return z.cpu().numpy().astype(np.float64)
+    return z.cpu().numpy()
 
 
 class _Trainer:
@@ -210,7 +210,11 @@ class _Trainer:
         self.average = None  # an ExponentialWeightAverage, updated after each step
 
     def embed(self, nodes):
-        """The current module's embedding of reference ``nodes``, in blocks over the workers."""
+        """The current module's embedding of reference ``nodes``, in blocks over the workers.
+
+        float32, the precision the module computes in: the re-labelling's
+        passes over the kNN pairs then move half the bytes of float64.
+        """
         self.module.eval()
         blocks = row_blocks(len(nodes), _EMBED_BLOCK)
         tasks = ((self.module, self.reference, self.graph.chains, self.graph.knn_indices,

@@ -1,0 +1,62 @@
+"""Set operations on arrays that the stages run on millions of rows.
+
+numpy's ``np.unique`` without ``return_*`` hashes its input before sorting,
+several times slower than one sort on integer arrays, and ``np.unique(X,
+axis=0)`` sorts whole rows; the functions here give the same results by
+cheaper means.
+"""
+
+import numpy as np
+
+# Rows hashed at a time by rows_with_a_twin.
+_HASH_BLOCK = 8_192
+_HASH_SEED = 0x5EED_D0B1
+
+
+def sorted_unique(values):
+    """``np.unique(values)`` of a 1-D array: its distinct values, sorted, by one sort."""
+    ordered = np.sort(np.asarray(values).ravel())
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def rows_with_a_twin(X):
+    """Boolean mask of the rows of ``X`` equal (value by value) to at least one other row.
+
+    Rows are hashed (integer arithmetic on their bits, so equal rows hash
+    equally), and only rows whose hash is shared are compared exactly: one
+    sort of n integers instead of one of n whole rows.
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    twin = np.zeros(n, dtype=bool)
+    if n < 2:
+        return twin
+    rows = X.reshape(n, -1)
+    key = _row_hashes(rows)
+    order = np.argsort(key, kind="stable")
+    repeated = key[order][1:] == key[order][:-1]
+    candidates = np.zeros(n, dtype=bool)
+    candidates[order[1:][repeated]] = True
+    candidates[order[:-1][repeated]] = True
+    if not candidates.any():
+        return twin
+    maybe = np.flatnonzero(candidates)
+    _, group, counts = np.unique(rows[maybe], axis=0, return_inverse=True, return_counts=True)
+    twin[maybe] = counts[group.ravel()] > 1
+    return twin
+
+
+def _row_hashes(rows):
+    """A 64-bit hash of each row's values: equal rows, equal hashes."""
+    multipliers = np.random.default_rng(_HASH_SEED).integers(
+        1, 2**63, size=rows.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    key = np.empty(len(rows), dtype=np.uint64)
+    for start in range(0, len(rows), _HASH_BLOCK):
+        block = rows[start : start + _HASH_BLOCK]
+        # + 0.0 turns -0.0 into 0.0: rows equal in value then have equal bits.
+        bits = np.ascontiguousarray(block + 0.0, dtype=np.float64).view(np.uint64)
+        # Products and sums wrap around modulo 2**64, the same for equal rows.
+        key[start : start + _HASH_BLOCK] = (bits * multipliers).sum(axis=1, dtype=np.uint64)
+    return key
