@@ -32,7 +32,7 @@ from .model import (
     resolve_device,
     train_network,
 )
-from .utils._arrays import rows_with_a_twin
+from .utils._arrays import identical_row_groups
 from .utils._dask import is_dask_array, transform_dask_array
 from .utils._fitting import seed_from, unfitted_on_failure
 from .utils._parallel import resolve_n_jobs
@@ -47,13 +47,10 @@ def _one_embedding_per_face(reference, Z):
     one face, and ``transform`` of that face must give one answer. Rows
     without a duplicate are returned untouched.
     """
-    shared = np.flatnonzero(rows_with_a_twin(reference))
+    shared, group = identical_row_groups(reference)
     if not shared.size:
         return Z
-    _, group, counts = np.unique(reference[shared], axis=0, return_inverse=True,
-                                 return_counts=True)
-    group = group.ravel()
-    means = np.zeros((len(counts), Z.shape[1]), dtype=np.float64)
+    means = np.zeros((group.max() + 1, Z.shape[1]), dtype=np.float64)
     np.add.at(means, group, Z[shared])
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     np.divide(means, norms, out=means, where=norms > 0)

@@ -8,7 +8,7 @@ cheaper means.
 
 import numpy as np
 
-# Rows hashed at a time by rows_with_a_twin.
+# Rows hashed at a time by _row_hashes.
 _HASH_BLOCK = 8_192
 _HASH_SEED = 0x5EED_D0B1
 
@@ -21,18 +21,25 @@ def sorted_unique(values):
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
-def rows_with_a_twin(X):
-    """Boolean mask of the rows of ``X`` equal (value by value) to at least one other row.
+def identical_row_groups(X):
+    """The rows of ``X`` equal (value by value) to at least one other row, grouped.
 
     Rows are hashed (integer arithmetic on their bits, so equal rows hash
     equally), and only rows whose hash is shared are compared exactly: one
     sort of n integers instead of one of n whole rows.
+
+    Returns
+    -------
+    rows : ndarray of int64, increasing
+        Every row that has a twin.
+    group : ndarray of int64 of shape rows.shape
+        Equal for two of ``rows`` exactly when they are equal.
     """
     X = np.asarray(X)
     n = X.shape[0]
-    twin = np.zeros(n, dtype=bool)
+    none = np.empty(0, dtype=np.int64)
     if n < 2:
-        return twin
+        return none, none
     rows = X.reshape(n, -1)
     key = _row_hashes(rows)
     order = np.argsort(key, kind="stable")
@@ -41,11 +48,12 @@ def rows_with_a_twin(X):
     candidates[order[1:][repeated]] = True
     candidates[order[:-1][repeated]] = True
     if not candidates.any():
-        return twin
+        return none, none
     maybe = np.flatnonzero(candidates)
     _, group, counts = np.unique(rows[maybe], axis=0, return_inverse=True, return_counts=True)
-    twin[maybe] = counts[group.ravel()] > 1
-    return twin
+    group = group.ravel().astype(np.int64)
+    twin = counts[group] > 1
+    return maybe[twin], group[twin]
 
 
 def _row_hashes(rows):
