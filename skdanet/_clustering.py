@@ -109,7 +109,7 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
     k, tau, chain_threshold, max_chain_length, hidden_size, n_components, \
 n_gcn_layers, chain_network, n_epochs, batch_size, max_epoch_steps, inference_batch_size, \
 learning_rate, weight_decay, pair_margin, pair_scale, validation_fraction, n_iter_no_change, \
-n_rounds, network, graph_method, device, n_jobs, random_state, verbose
+n_rounds, network, graph_method, n_probe, device, n_jobs, random_state, verbose
         As in :class:`DANetEmbedder`.
 
     Attributes

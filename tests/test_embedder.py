@@ -233,6 +233,21 @@ def test_graph_is_one_fitted_attribute_that_matches_the_graph_core(trained):
     np.testing.assert_array_equal(clique, fitted.graph_.clique_mask()[:, 1:])
 
 
+def test_n_probe_sets_how_much_of_the_index_each_face_searches(trained):
+    # Probing every list is the exact graph; probing one list of the index
+    # (7 lists for 2,500 faces) misses neighbours that the exact search finds.
+    from skdanet.datasets import load_lfw_features
+
+    emb = trained[0]
+    X = load_lfw_features().data[:2500]
+    exact = DANetEmbedder(k=10, network=emb.network_, graph_method="exact").fit(X)
+    every = DANetEmbedder(k=10, network=emb.network_, graph_method="ivf", n_probe=10_000).fit(X)
+    one = DANetEmbedder(k=10, network=emb.network_, graph_method="ivf", n_probe=1).fit(X)
+    np.testing.assert_array_equal(every.graph_.knn_indices, exact.graph_.knn_indices)
+    np.testing.assert_array_equal(every.transform(X[:20]), exact.transform(X[:20]))
+    assert (one.graph_.knn_indices != exact.graph_.knn_indices).any()
+
+
 def test_inference_batches_do_not_change_the_embedding():
     X, y = small()
     emb = DANetEmbedder(k=8, n_epochs=2, random_state=0).fit(X, y)

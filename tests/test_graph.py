@@ -152,6 +152,20 @@ def test_ivf_keeps_k_rows_when_many_tie_above_the_bound():
     np.testing.assert_allclose(sims, 1.0, atol=1e-5)
 
 
+def test_knn_graph_n_probe_reaches_the_index():
+    # 3,000 faces make 8 lists: probing all of them is the exact graph, and
+    # probing fewer finds fewer of the true neighbours, refinement included.
+    X = make_face_like(3000, random_state=4)[0]
+    exact = knn_graph(X, 10, method="exact")[1]
+
+    def recall(n_probe):
+        idx = knn_graph(X, 10, method="ivf", n_probe=n_probe)[1]
+        return np.mean([len(np.intersect1d(a, b)) for a, b in zip(idx, exact)]) / 11
+
+    np.testing.assert_array_equal(knn_graph(X, 10, method="ivf", n_probe=8)[1], exact)
+    assert recall(1) < recall(2) < 1.0
+
+
 def test_ivf_same_for_any_n_jobs_and_row_independent():
     X = make_face_like(4000, random_state=5)[0]
     index1 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=1)

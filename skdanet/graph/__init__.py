@@ -15,6 +15,7 @@ from ._chain import chain_parents, chain_roots, density_chains, follow_parents
 from ._clique import clique_mask, otsu_threshold, pruned_cliques
 from ._density import density, density_rank, is_higher, tie_break_key
 from ._density_graph import DensityGraph, build_density_graph
+from ._ivf import N_PROBE
 from ._knn import (
     EXACT_SEARCH_MAX_ROWS,
     NeighborIndex,
@@ -27,6 +28,7 @@ from ._knn import (
 
 __all__ = [
     "EXACT_SEARCH_MAX_ROWS",
+    "N_PROBE",
     "DensityGraph",
     "NeighborIndex",
     "build_density_graph",

@@ -25,7 +25,7 @@ from sklearn.utils import check_array
 
 from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
-from ._ivf import IVFIndex
+from ._ivf import N_PROBE, IVFIndex
 
 # Below this many reference rows the exact blocked search is both fast enough
 # and exact; above it the inverted-file index wins by a growing margin.
@@ -176,12 +176,17 @@ class NeighborIndex:
     n_jobs : int
         Workers of the IVF queries and refinement (joblib) and threads of
         HNSW; the result does not depend on it.
+    n_probe : int, default=32
+        IVF: the lists each face is compared with. More probes find more of
+        the true neighbours, in more time; the share of the set they cover
+        shrinks as the set grows (lists hold about 384 rows).
     progress : callable or None
         ``progress(i, n_done, m)`` after each chunk of an IVF search (verbose
         output of long runs).
     """
 
-    def __init__(self, R, *, method="auto", random_state=0, n_jobs=1, progress=None):
+    def __init__(self, R, *, method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE,
+                 progress=None):
         self.R = R
         self.progress = progress
         if method == "auto":
@@ -196,7 +201,7 @@ class NeighborIndex:
         if method == "hnsw":
             self._hnsw = self._build_hnsw(R, random_state)
         elif method == "ivf":
-            self._ivf = IVFIndex(R, random_state=random_state, n_jobs=n_jobs)
+            self._ivf = IVFIndex(R, random_state=random_state, n_jobs=n_jobs, n_probe=n_probe)
 
     @staticmethod
     def _build_hnsw(R, random_state):
@@ -388,8 +393,8 @@ def _refine_block(Q, R, idx, through, n_hops):
                            np.take_along_axis(cand, top, axis=1))
 
 
-def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normalize=True,
-              index=None):
+def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE,
+              normalize=True, index=None):
     """kNN graph of the rows of ``X`` under cosine similarity, self first.
 
     Parameters
@@ -406,6 +411,9 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normal
     n_jobs : int, default=1
         Workers of the IVF search (joblib) and threads of HNSW; the result
         does not depend on it.
+    n_probe : int, default=32
+        Lists each face is compared with in the inverted-file index (see
+        :class:`NeighborIndex`).
     normalize : bool, default=True
         L2-normalise the rows first (a copy; ``X`` is never modified).
     index : NeighborIndex, optional
@@ -435,7 +443,8 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, normal
     n = X.shape[0]
     k = clamp_n_neighbors(int(n_neighbors), n, exclude_self=True)
     if index is None:
-        index = NeighborIndex(X, method=method, random_state=random_state, n_jobs=n_jobs)
+        index = NeighborIndex(X, method=method, random_state=random_state, n_jobs=n_jobs,
+                              n_probe=n_probe)
     sims, idx, _ = index.query(X, k, self_indices=np.arange(n))
     self_sims = np.einsum("ij,ij->i", X, X).astype(sims.dtype)
     return (
