@@ -7,7 +7,8 @@ Each run happens in its own process (peak RSS is that run's own):
   with kNN recall@30 of the index against exact search on 1,000 sampled
   faces;
 - the same at one size with the exact kNN graph (do the index's missing
-  neighbours change the clusters?);
+  neighbours change the clusters?), and, at ``--probe-sizes``, with more
+  inverted lists searched (``--n-probe``);
 - FINCH (finch-clust), the field's parameter-free method, at its best
   partition level, on the same faces and cores; FINCH and the default
   alternate (``--finch-repeats`` runs each) and their median times are
@@ -36,6 +37,9 @@ import time
 
 import numpy as np
 
+# Inverted lists searched in the --probe-sizes runs: recall@30 about 0.95 at a
+# million faces (benchmarks/bench_knn_engines.py).
+MORE_PROBES = 80
 STAGES = ["kNN graph", "density and chains", "training", "clique network", "chain network",
           "query expansion", "DBSCAN", "merging", "reciprocal links"]
 TRAIN_FACES = 20_000
@@ -72,7 +76,7 @@ def knn_recall(reference, knn_indices, n_queries=RECALL_QUERIES):
     return float(np.sum(found) / np.sum(wanted))
 
 
-def run_default(n, graph_method="auto", network=None, dask=False):
+def run_default(n, graph_method="auto", network=None, dask=False, n_probe=None):
     """DensityChainClustering() on n faces (label-free unless ``network``)."""
     import joblib
 
@@ -81,6 +85,8 @@ def run_default(n, graph_method="auto", network=None, dask=False):
     X, y = faces(n)
     rss_data = peak_rss_gb()
     params = {"random_state": 0, "graph_method": graph_method}
+    if n_probe is not None:
+        params["n_probe"] = n_probe
     if network is not None:
         params["network"] = TrainedNetwork.load(network)
     if dask:
@@ -146,15 +152,17 @@ def child(args):
         out = run_finch(args.n)
     else:
         out = run_default(args.n, graph_method=args.graph_method, network=args.network,
-                          dask=args.child == "dask")
+                          dask=args.child == "dask", n_probe=args.n_probe)
     print(json.dumps(out))
 
 
-def spawn(kind, n, *, network=None, graph_method="auto", timeout=None):
+def spawn(kind, n, *, network=None, graph_method="auto", n_probe=None, timeout=None):
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n),
            "--graph-method", graph_method]
     if network:
         cmd += ["--network", network]
+    if n_probe is not None:
+        cmd += ["--n-probe", str(n_probe)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -194,6 +202,11 @@ def main():
                    help="label-free default at these sizes")
     p.add_argument("--exact-size", type=int, default=200_000,
                    help="also run the label-free default with the exact kNN graph here (0: no)")
+    p.add_argument("--probe-sizes", type=int, nargs="*", default=[],
+                   help="also run the label-free default with --n-probe lists here")
+    p.add_argument("--n-probe", type=int, default=None,
+                   help="inverted lists each face searches in the --probe-sizes runs "
+                   f"(default {MORE_PROBES})")
     p.add_argument("--finch-sizes", type=int, nargs="*", default=[200_000])
     p.add_argument("--finch-repeats", type=int, default=3,
                    help="runs of FINCH and of the default, alternating, at each FINCH size")
@@ -257,6 +270,17 @@ def run_all(a):
               f"{index['kNN graph']:.0f} s) vs exact graph {exact['bcubed_f']:.4f} "
               f"(kNN {exact['kNN graph']:.0f} s); difference "
               f"{index['bcubed_f'] - exact['bcubed_f']:+.4f}\n", flush=True)
+
+    n_probe = a.n_probe or MORE_PROBES
+    for n in a.probe_sizes:
+        more = spawn("default", n, n_probe=n_probe)
+        index = by_n.get(n) or spawn("default", n)
+        print(f"n_probe={n_probe} at {n}: BCubed F {more['bcubed_f']:.4f} (recall@30 "
+              f"{more['recall@30']:.3f}, kNN {more['kNN graph']:.0f} s, total "
+              f"{more['total']:.0f} s) vs default: BCubed F {index['bcubed_f']:.4f} (recall@30 "
+              f"{index['recall@30']:.3f}, kNN {index['kNN graph']:.0f} s, total "
+              f"{index['total']:.0f} s); difference "
+              f"{more['bcubed_f'] - index['bcubed_f']:+.4f}\n", flush=True)
 
     for n in a.finch_sizes:
         try:
