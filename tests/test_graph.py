@@ -164,6 +164,9 @@ def test_knn_graph_n_probe_reaches_the_index():
 
     np.testing.assert_array_equal(knn_graph(X, 10, method="ivf", n_probe=8)[1], exact)
     assert recall(1) < recall(2) < 1.0
+    built = build_density_graph(l2_normalize(X), 10, method="ivf", n_probe=1)
+    np.testing.assert_array_equal(built.knn_indices,
+                                  knn_graph(X, 10, method="ivf", n_probe=1)[1])
 
 
 def test_ivf_same_for_any_n_jobs_and_row_independent():

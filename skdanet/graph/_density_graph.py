@@ -15,6 +15,7 @@ import numpy as np
 from ._chain import _follow, chain_parents, density_chains, query_parents
 from ._clique import clique_mask, otsu_threshold
 from ._density import density, density_rank, is_higher, tie_break_key
+from ._ivf import N_PROBE
 from ._knn import NeighborIndex, knn_graph
 
 
@@ -65,7 +66,8 @@ class DensityGraph:
 
     @classmethod
     def build(cls, X, n_neighbors, *, tau="auto", stop_threshold="auto", max_length=4,
-              method="auto", random_state=0, n_jobs=1, index=None, knn=None, progress=None):
+              method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE, index=None, knn=None,
+              progress=None):
         """Run the whole graph core on the L2-normalised rows of ``X``.
 
         Parameters
@@ -79,7 +81,7 @@ class DensityGraph:
             Chain stop threshold; "auto" uses ``tau``.
         max_length : int, default=4
             Maximum chain length (nodes, the face itself included).
-        method, random_state, n_jobs
+        method, random_state, n_jobs, n_probe
             kNN search settings, see :func:`~skdanet.graph.knn_graph`.
         index : NeighborIndex, optional
             A prebuilt index over ``X``; otherwise one is built (unless ``knn``
@@ -96,7 +98,7 @@ class DensityGraph:
         if knn is None:
             if index is None:
                 index = NeighborIndex(X, method=method, random_state=random_state,
-                                      n_jobs=n_jobs, progress=progress)
+                                      n_jobs=n_jobs, n_probe=n_probe, progress=progress)
             knn = knn_graph(X, n_neighbors, normalize=False, index=index)
             # The callback is not part of the graph (nor of its pickle).
             index.progress = None
