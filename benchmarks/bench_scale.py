@@ -204,6 +204,8 @@ def main():
                    help="also run the label-free default with the exact kNN graph here (0: no)")
     p.add_argument("--probe-sizes", type=int, nargs="*", default=[],
                    help="also run the label-free default with --n-probe lists here")
+    # Default None, not MORE_PROBES: child runs parse this flag too, and one
+    # that is not given it must search the estimator's default lists.
     p.add_argument("--n-probe", type=int, default=None,
                    help="inverted lists each face searches in the --probe-sizes runs "
                    f"(default {MORE_PROBES})")
