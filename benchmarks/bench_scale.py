@@ -37,9 +37,10 @@ import time
 
 import numpy as np
 
-# Inverted lists searched in the --probe-sizes runs: recall@30 about 0.95 at a
-# million faces (benchmarks/bench_knn_engines.py).
-MORE_PROBES = 80
+# Inverted lists searched in the --probe-sizes runs: each face its own number
+# (more where lists crowd around it); recall@30 above 0.95 at a million faces
+# (benchmarks/bench_knn_engines.py).
+MORE_PROBES = "auto"
 STAGES = ["kNN graph", "density and chains", "training", "clique network", "chain network",
           "query expansion", "DBSCAN", "merging", "reciprocal links"]
 TRAIN_FACES = 20_000
@@ -206,7 +207,7 @@ def main():
                    help="also run the label-free default with --n-probe lists here")
     # Default None, not MORE_PROBES: child runs parse this flag too, and one
     # that is not given it must search the estimator's default lists.
-    p.add_argument("--n-probe", type=int, default=None,
+    p.add_argument("--n-probe", type=n_probe_arg, default=None,
                    help="inverted lists each face searches in the --probe-sizes runs "
                    f"(default {MORE_PROBES})")
     p.add_argument("--finch-sizes", type=int, nargs="*", default=[200_000])
@@ -251,6 +252,11 @@ class _Tee:
     def flush(self):
         for stream in self.streams:
             stream.flush()
+
+
+def n_probe_arg(text):
+    """``--n-probe``: an integer or "auto", as the estimators take it."""
+    return text if text == "auto" else int(text)
 
 
 def run_all(a):

@@ -171,12 +171,15 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         kNN search: exact up to 30,000 faces, an inverted-file index above
         (deterministic, parallel over ``n_jobs``); HNSW (``pip install
         hnswlib``) as an alternative.
-    n_probe : int, default=32
+    n_probe : int or "auto", default=32
         Inverted-file index: the lists (about 384 faces each) every face is
         compared with. More probes find more of each face's true
         neighbours, in more time; at a fixed ``n_probe`` the share of the set
-        searched shrinks as it grows. The :ref:`scale page <scale>` measures
-        recall and time against ``n_probe`` at a million faces.
+        searched shrinks as it grows. ``"auto"``: each face searches the
+        lists almost as near as its nearest one (16 to 120), more of each
+        face's neighbours for the time; the better choice past a few hundred
+        thousand faces. The :ref:`scale page <scale>` measures recall and
+        time against ``n_probe`` at a million faces.
     device : str, default="cpu"
         Torch device for training and inference ("cpu", "cuda").
     n_jobs : int or None, default=None
@@ -280,7 +283,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "network": [TrainedNetwork, None],
         "graph_method": [StrOptions({"auto", "exact", "ivf", "hnsw"})],
-        "n_probe": [Interval(Integral, 1, None, closed="left")],
+        "n_probe": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "device": [str, torch.device],
         "n_jobs": [Integral, None],
         "random_state": ["random_state", np.random.Generator],

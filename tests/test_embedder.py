@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.cluster import DBSCAN
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skdanet import DANetEmbedder
 from skdanet.metrics import bcubed_f_score
@@ -235,7 +236,8 @@ def test_graph_is_one_fitted_attribute_that_matches_the_graph_core(trained):
 
 def test_n_probe_sets_how_much_of_the_index_each_face_searches(trained):
     # Probing every list is the exact graph; probing one list of the index
-    # (7 lists for 2,500 faces) misses neighbours that the exact search finds.
+    # (7 lists for 2,500 faces) misses neighbours that the exact search finds;
+    # "auto" searches at least 16 lists a face, here all 7.
     from skdanet.datasets import load_lfw_features
 
     emb = trained[0]
@@ -246,6 +248,10 @@ def test_n_probe_sets_how_much_of_the_index_each_face_searches(trained):
     np.testing.assert_array_equal(every.graph_.knn_indices, exact.graph_.knn_indices)
     np.testing.assert_array_equal(every.transform(X[:20]), exact.transform(X[:20]))
     assert (one.graph_.knn_indices != exact.graph_.knn_indices).any()
+    auto = DANetEmbedder(k=10, network=emb.network_, graph_method="ivf", n_probe="auto").fit(X)
+    np.testing.assert_array_equal(auto.graph_.knn_indices, exact.graph_.knn_indices)
+    with pytest.raises(InvalidParameterError, match="n_probe"):
+        DANetEmbedder(network=emb.network_, n_probe="fast").fit(X)
 
 
 def test_inference_batches_do_not_change_the_embedding():

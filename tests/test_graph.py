@@ -169,6 +169,61 @@ def test_knn_graph_n_probe_reaches_the_index():
                                   knn_graph(X, 10, method="ivf", n_probe=1)[1])
 
 
+def test_auto_probe_searches_the_lists_within_the_margin():
+    # Against the rule written plainly: of each query's AUTO_PROBE_MAX nearest
+    # lists, the AUTO_PROBE_MIN nearest and every one within the margin of
+    # the nearest; none other. 200 lists, so that the cap matters too.
+    from skdanet.graph import _ivf
+
+    X = l2_normalize(make_face_like(4000, random_state=12)[0])
+    index = _ivf.IVFIndex(X, random_state=0, list_size=20, n_probe="auto")
+    Q = X[::7]
+    probes = _ivf._probed_lists(Q, index.centroids, "auto")
+    S = Q @ index.centroids.T
+    np.testing.assert_array_equal(probes[:, 0], S.argmax(axis=1))
+    counts = []
+    for q, row in enumerate(probes):
+        order = np.argsort(-S[q], kind="stable")[: _ivf.AUTO_PROBE_MAX]
+        near = S[q, order] >= S[q, order[0]] - _ivf.AUTO_PROBE_MARGIN
+        near[: _ivf.AUTO_PROBE_MIN] = True
+        got = set(row[row >= 0].tolist())
+        assert len(got) == (row >= 0).sum()  # no list twice
+        differ = got.symmetric_difference(order[near].tolist())
+        # Only lists on a boundary (the margin or the cap) may differ, by rounding.
+        edge = [S[q, order[0]] - _ivf.AUTO_PROBE_MARGIN, S[q, order[-1]],
+                S[q, order[_ivf.AUTO_PROBE_MIN - 1]]]
+        assert all(min(abs(S[q, j] - e) for e in edge) < 1e-5 for j in differ)
+        counts.append(len(got))
+    # The number of lists is each query's own, between the floor and the cap.
+    assert _ivf.AUTO_PROBE_MIN <= min(counts) < max(counts) <= _ivf.AUTO_PROBE_MAX
+
+
+def test_knn_graph_auto_probe_finds_more_than_its_floor():
+    # 20,000 faces, 52 lists: "auto" searches at least the 16 nearest lists of
+    # each face and more where lists crowd around it, so it finds more true
+    # neighbours than 16 fixed probes and fewer than every list (exact); its
+    # graph is the same for any n_jobs.
+    X = make_face_like(20_000, random_state=13)[0]
+    Xn = l2_normalize(X)
+    rows = np.arange(0, 20_000, 40)
+    exact = NeighborIndex(Xn, method="exact").search(Xn[rows], 11)[1]
+
+    def recall(idx):
+        return np.mean([len(np.intersect1d(a, b)) for a, b in zip(idx[rows], exact)]) / 11
+
+    auto = knn_graph(X, 10, method="ivf", n_probe="auto", n_jobs=1)[1]
+    assert recall(knn_graph(X, 10, method="ivf", n_probe=16)[1]) < recall(auto) < 1.0
+    np.testing.assert_array_equal(knn_graph(X, 10, method="ivf", n_probe="auto", n_jobs=2)[1],
+                                  auto)
+
+
+def test_knn_graph_refuses_an_unknown_n_probe():
+    X = make_face_like(200, random_state=0)[0]
+    for bad in ("fast", 0, 2.5):
+        with pytest.raises(ValueError, match="n_probe must be"):
+            knn_graph(X, 5, method="ivf", n_probe=bad)
+
+
 def test_ivf_same_for_any_n_jobs_and_row_independent():
     X = make_face_like(4000, random_state=5)[0]
     index1 = NeighborIndex(X, method="ivf", random_state=3, n_jobs=1)

@@ -3,6 +3,11 @@
 The reference rows are partitioned by a seeded spherical k-means into lists of
 a few hundred rows; a query is compared exactly with every row of the
 ``n_probe`` lists whose centroids are most similar to it, and keeps its top k.
+With ``n_probe="auto"`` the number of lists is the query's own: every list
+whose centroid is almost as similar as the nearest one (within
+``AUTO_PROBE_MARGIN``). A face deep inside its identity's cluster has one
+clearly nearest list and needs few; a face between clusters has many lists at
+the same distance, and its neighbours may sit in any of them.
 
 Why not only HNSW: an HNSW graph built on several threads depends on thread
 timing, so for results that are the same for a seed it must be built on one
@@ -27,6 +32,13 @@ from ..utils._threads import one_blas_thread
 # similarities plus n / LIST_SIZE centroid similarities.
 LIST_SIZE = 384
 N_PROBE = 32
+# n_probe="auto": lists within this cosine similarity of the nearest centroid,
+# at least AUTO_PROBE_MIN and at most AUTO_PROBE_MAX of them. Chosen on a
+# million face-like rows, where it finds more true neighbours than any fixed
+# n_probe of the same cost (benchmarks/bench_knn_engines.py).
+AUTO_PROBE_MARGIN = 0.025
+AUTO_PROBE_MIN = 16
+AUTO_PROBE_MAX = 120
 KMEANS_ITERATIONS = 8
 KMEANS_SAMPLES_PER_LIST = 48
 # Queries are processed in blocks, one per worker at a time; a block keeps
@@ -36,16 +48,18 @@ _QUERY_CHUNK = 8_192
 _LIST_BLOCK_ELEMENTS = 2**22
 
 
-def _nearest_centroids(X, centroids, n_nearest, pool=None):
+def _nearest_centroids(X, centroids, n_nearest, pool=None, with_sims=False):
     """Indices of the ``n_nearest`` most similar centroids of each row, the most similar first.
 
-    The others follow in no particular order. Row blocks go to ``pool``'s
-    threads when given (call it under one BLAS thread: the products are then
-    the same bits for any number of threads). A block holds about
-    ``GATHER_ELEMENTS`` similarities: larger blocks are slower, their
-    similarities being fresh pages to fault in on every block.
+    The others follow in no particular order; ``with_sims`` also returns
+    their similarities. Row blocks go to ``pool``'s threads when given (call
+    it under one BLAS thread: the products are then the same bits for any
+    number of threads). A block holds about ``GATHER_ELEMENTS`` similarities:
+    larger blocks are slower, their similarities being fresh pages to fault
+    in on every block.
     """
     out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
+    out_sims = np.empty((X.shape[0], n_nearest), dtype=X.dtype) if with_sims else None
     CT = np.ascontiguousarray(centroids.T)
     n_lists = CT.shape[1]
 
@@ -54,21 +68,55 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None):
         S = X[start:stop] @ CT
         if n_nearest == 1:
             out[start:stop, 0] = S.argmax(axis=1)
-            return
-        if n_nearest < n_lists:
-            nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
         else:
-            nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
-        each_row = np.arange(len(S))
-        best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
-        first = nearest[each_row, best]
-        nearest[each_row, best] = nearest[:, 0]
-        nearest[:, 0] = first
-        out[start:stop] = nearest
+            out[start:stop] = _nearest_first(S, n_nearest)
+        if with_sims:
+            out_sims[start:stop] = np.take_along_axis(S, out[start:stop], axis=1)
 
     blocks = gather_blocks(X.shape[0], n_lists)
     list(pool.map(block, blocks) if pool is not None else map(block, blocks))
-    return out
+    return (out, out_sims) if with_sims else out
+
+
+def _nearest_first(S, n_nearest):
+    """Columns of each row's ``n_nearest`` largest entries of ``S``, the largest first."""
+    n_lists = S.shape[1]
+    if n_nearest < n_lists:
+        nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
+    else:
+        nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
+    each_row = np.arange(len(S))
+    best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
+    first = nearest[each_row, best]
+    nearest[each_row, best] = nearest[:, 0]
+    nearest[:, 0] = first
+    return nearest
+
+
+def _probed_lists(Q, centroids, n_probe):
+    """The lists each query searches: ``(n_queries, width)`` indices, the nearest first.
+
+    An int ``n_probe`` gives every query its ``n_probe`` nearest lists. With
+    ``"auto"`` a query keeps, of its ``AUTO_PROBE_MAX`` nearest, those whose
+    similarity is within ``AUTO_PROBE_MARGIN`` of the nearest's, and at least
+    its ``AUTO_PROBE_MIN`` nearest; the others are -1. A query's lists depend
+    on its own similarities alone.
+    """
+    n_lists = centroids.shape[0]
+    if n_probe != "auto":
+        return _nearest_centroids(Q, centroids, min(n_probe, n_lists))
+    n_max = min(AUTO_PROBE_MAX, n_lists)
+    n_min = min(AUTO_PROBE_MIN, n_max)
+    probes, sims = _nearest_centroids(Q, centroids, n_max, with_sims=True)
+    # The nearest n_min are kept whatever their similarity: put them in front.
+    if 1 < n_min < n_max:
+        front = np.argpartition(sims[:, 1:], kth=n_max - n_min, axis=1)[:, ::-1] + 1
+        probes[:, 1:] = np.take_along_axis(probes, front, axis=1)
+        sims[:, 1:] = np.take_along_axis(sims, front, axis=1)
+    far = sims < sims[:, :1] - AUTO_PROBE_MARGIN
+    far[:, :n_min] = False
+    probes[far] = -1
+    return probes
 
 
 def _normalized(rows):
@@ -104,15 +152,16 @@ class IVFIndex:
         Seed of the k-means sample and initialisation.
     n_jobs : int
         Threads of the k-means build; joblib workers of the search.
-    n_probe : int
+    n_probe : int or "auto"
         Lists searched per query; more is slower and closer to exact.
+        ``"auto"``: each query's own number (see :func:`_probed_lists`).
     """
 
     def __init__(self, R, *, random_state=0, n_jobs=1, n_probe=N_PROBE, list_size=LIST_SIZE):
         n = R.shape[0]
         self.n_jobs = max(1, int(n_jobs))
         n_lists = max(1, int(round(n / list_size)))
-        self.n_probe = min(int(n_probe), n_lists)
+        self.n_probe = n_probe if n_probe == "auto" else min(int(n_probe), n_lists)
         rng = np.random.default_rng(random_state)
         sample = R
         if n > KMEANS_SAMPLES_PER_LIST * n_lists:
@@ -170,7 +219,7 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     """
     Q = Q[block[0] : block[1]].astype(np.float32, copy=False)
     n_q = Q.shape[0]
-    probes = _nearest_centroids(Q, centroids, n_probe)
+    probes = _probed_lists(Q, centroids, n_probe)
     sims = np.full((n_q, k), -np.inf, dtype=Q.dtype)
     idx = np.full((n_q, k), -1, dtype=np.int64)
     for q, lo, S in _list_products(Q, np.arange(n_q), probes[:, 0], R_by_list, offsets):
@@ -181,8 +230,8 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
         idx[q, :m] = members[lo + top]
     bound = sims.min(axis=1)
     found = [(np.repeat(np.arange(n_q), k), sims.ravel(), idx.ravel())]
-    others = np.repeat(np.arange(n_q), n_probe - 1)
-    for q, lo, S in _list_products(Q, others, probes[:, 1:].ravel(), R_by_list, offsets):
+    others, rank = np.nonzero(probes[:, 1:] >= 0)
+    for q, lo, S in _list_products(Q, others, probes[others, rank + 1], R_by_list, offsets):
         row, col = _entries_above(S, bound[q], k)
         found.append((q[row], S[row, col], members[lo + col]))
     return _best_per_query(*map(np.concatenate, zip(*found)), n_q, k)

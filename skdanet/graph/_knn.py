@@ -18,6 +18,7 @@ Conventions shared by the whole graph core:
   N(v) of the method's equations.
 """
 
+import numbers
 import warnings
 
 import numpy as np
@@ -176,10 +177,13 @@ class NeighborIndex:
     n_jobs : int
         Workers of the IVF queries and refinement (joblib) and threads of
         HNSW; the result does not depend on it.
-    n_probe : int, default=32
+    n_probe : int or "auto", default=32
         IVF: the lists each face is compared with. More probes find more of
         the true neighbours, in more time; the share of the set they cover
-        shrinks as the set grows (lists hold about 384 rows).
+        shrinks as the set grows (lists hold about 384 rows). ``"auto"``:
+        each face searches every list whose centroid is almost as similar
+        as its nearest (16 to 120 lists), many where lists crowd around it,
+        few where one list clearly holds its neighbours.
     progress : callable or None
         ``progress(i, n_done, m)`` after each chunk of an IVF search (verbose
         output of long runs).
@@ -194,6 +198,8 @@ class NeighborIndex:
         if method not in ("exact", "ivf", "hnsw"):
             raise ValueError(
                 f"method must be 'auto', 'exact', 'ivf' or 'hnsw', got {method!r}.")
+        if not (n_probe == "auto" or (isinstance(n_probe, numbers.Integral) and n_probe >= 1)):
+            raise ValueError(f"n_probe must be an integer >= 1 or 'auto', got {n_probe!r}.")
         self.method = method
         self.n_jobs = n_jobs
         self._hnsw = self._ivf = None
@@ -411,7 +417,7 @@ def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, n_prob
     n_jobs : int, default=1
         Workers of the IVF search (joblib) and threads of HNSW; the result
         does not depend on it.
-    n_probe : int, default=32
+    n_probe : int or "auto", default=32
         Lists each face is compared with in the inverted-file index (see
         :class:`NeighborIndex`).
     normalize : bool, default=True
