@@ -104,7 +104,7 @@ def _probed_lists(Q, centroids, n_probe):
     """
     n_lists = centroids.shape[0]
     if n_probe != "auto":
-        return _nearest_centroids(Q, centroids, min(n_probe, n_lists))
+        return _nearest_centroids(Q, centroids, min(int(n_probe), n_lists))
     n_max = min(AUTO_PROBE_MAX, n_lists)
     n_min = min(AUTO_PROBE_MIN, n_max)
     probes, sims = _nearest_centroids(Q, centroids, n_max, with_sims=True)
@@ -161,7 +161,7 @@ class IVFIndex:
         n = R.shape[0]
         self.n_jobs = max(1, int(n_jobs))
         n_lists = max(1, int(round(n / list_size)))
-        self.n_probe = n_probe if n_probe == "auto" else min(int(n_probe), n_lists)
+        self.n_probe = n_probe  # clamped to the lists by _probed_lists, "auto" or not
         rng = np.random.default_rng(random_state)
         sample = R
         if n > KMEANS_SAMPLES_PER_LIST * n_lists:
