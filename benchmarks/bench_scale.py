@@ -13,7 +13,8 @@ Each run happens in its own process (peak RSS is that run's own):
   partition level, on the same faces and cores; FINCH and the default
   alternate (``--finch-repeats`` runs each) and their median times are
   compared;
-- a network trained once on labelled faces of other people, end to end;
+- a network trained once on labelled faces of other people, end to end
+  (also with ``--n-probe`` lists when it is given);
 - the label-free default on a Dask LocalCluster of two worker processes
   (``joblib.parallel_backend("dask")``), labels compared with the local run.
 
@@ -107,7 +108,7 @@ def run_default(n, graph_method="auto", network=None, dask=False, n_probe=None):
     out = {"n": n, "total": total, "rss_peak": peak_rss_gb(), "rss_data": rss_data,
            **{stage: emb.timings_.get(stage, model.timings_.get(stage, 0.0)) for stage in STAGES},
            **scores(y, model.labels_), "labels_sha": _digest(model.labels_)}
-    if not dask and network is None and graph_method == "auto":
+    if not dask and graph_method == "auto":
         out["recall@30"] = knn_recall(emb.reference_, emb.graph_.knn_indices)
     return out
 
@@ -315,12 +316,20 @@ def run_all(a):
               f"median ratio {ours_s / f_s:.2f}x FINCH\n", flush=True)
 
     if a.network_sizes:
+        # With --n-probe, each size also with those lists: one configuration
+        # for both the time and the recall target.
+        probes = ["default"] + ([a.n_probe] if a.n_probe is not None else [])
         with tempfile.TemporaryDirectory() as tmp:
             network = os.path.join(tmp, "network.npz")
             seconds = train(network, a.train_faces, a.verbose)
-            net_rows = [spawn("default", n, network=network) for n in a.network_sizes]
+            net_rows = []
+            for n in a.network_sizes:
+                for probe in probes:
+                    row = spawn("default", n, network=network,
+                                n_probe=None if probe == "default" else probe)
+                    net_rows.append({**row, "n_probe": probe})
         print_rows(f"Trained network (supervised on {a.train_faces} faces of other people, "
-                   f"{seconds:.0f} s), end to end", net_rows, cols[:-1])
+                   f"{seconds:.0f} s), end to end", net_rows, ["n", "n_probe", *cols[1:]])
 
     for n in a.dask_sizes:
         remote = spawn("dask", n)
