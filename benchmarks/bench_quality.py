@@ -39,6 +39,7 @@ clusterer with the same network.
 import argparse
 import os
 import platform
+import re
 import sys
 import time
 
@@ -346,7 +347,8 @@ def write_rst(path, results, argv):
             lines += [f"     - {c}" for c in cells]
         lines.append("")
         for line in targets(per_seed):
-            lines.append(f"* {line}")
+            # A word ending in an underscore (eps_) would be an rst reference.
+            lines.append("* " + re.sub(r"(?<=\w)_(?!\w)", r"\\_", line))
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
