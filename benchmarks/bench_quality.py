@@ -11,8 +11,9 @@ from ``--data-dir``; skipped when absent) and ``face_like``
 
 Rows: raw-feature baselines (DBSCAN, also at its default ``min_samples=5``
 as the like-for-like baseline of the Pipeline with ``DBSCAN()``, HDBSCAN,
-average-link HAC, Infomap on a kNN graph when ``infomap`` is installed), then DA-Net supervised (trained on
-the train half, clustering the unseen half through its own graph),
+average-link HAC, Infomap on a kNN graph when ``infomap`` is installed),
+then DA-Net supervised (trained on the train half, clustering the unseen
+half through its own graph),
 label-free (trained on the unseen half itself, no labels; and the same
 network clustered without reciprocal links, an ablation whose seconds are
 clustering only), the design card's
@@ -27,7 +28,7 @@ Usage::
     python benchmarks/bench_quality.py [--sets lfw dev face_like] [--seeds 0 1 2]
         [--methods raw label-free] [--data-dir ../shared/data] [--write docs/results.rst]
 
-Under each table, the issue's targets: DA-Net rows against B, the best raw
+Under each table, the quality targets: DA-Net rows against B, the best raw
 row per split seed and metric; the Pipeline with ``DBSCAN()`` against tuned
 raw DBSCAN (both forms), beside what a perfect embedding scores when people
 with fewer than five photos are noise; the Pipeline at ``eps_`` against the
