@@ -272,7 +272,7 @@ def targets(per_seed):
     lines = []
     names = list(per_seed[0])
     for metric in ("pairwise_f", "bcubed_f"):
-        raw = [n for n in names if "raw" in n and not n.startswith("_")]
+        raw = [n for n in names if "raw" in n]
         if not raw:
             continue
         B = np.array([max(r[n][metric] for n in raw) for r in per_seed])
@@ -327,6 +327,11 @@ def print_table(name, per_seed):
         print("  " + line)
 
 
+def rst_text(text):
+    """``text`` with each word-ending underscore escaped: ``eps_`` would be an rst reference."""
+    return re.sub(r"(?<=\w)_(?!\w)", r"\\_", text)
+
+
 def write_rst(path, results, argv):
     lines = [".. Written by benchmarks/bench_quality.py; do not edit by hand.", "",
              ".. _results:", "", "Results", "=======", "",
@@ -344,13 +349,11 @@ def write_rst(path, results, argv):
         lines += [title, "-" * len(title), "", ".. list-table::", "   :header-rows: 1", "",
                   "   * - method"] + [f"     - {label}" for _, label in COLUMNS]
         for method, cells in table(per_seed):
-            # A trailing underscore (eps_) would be an rst reference.
-            lines += [f"   * - {method.replace('_', chr(92) + '_')}"]
+            lines += [f"   * - {rst_text(method)}"]
             lines += [f"     - {c}" for c in cells]
         lines.append("")
         for line in targets(per_seed):
-            # A word ending in an underscore (eps_) would be an rst reference.
-            lines.append("* " + re.sub(r"(?<=\w)_(?!\w)", r"\\_", line))
+            lines.append(f"* {rst_text(line)}")
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))

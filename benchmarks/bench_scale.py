@@ -318,16 +318,13 @@ def run_all(a):
     if a.network_sizes:
         # With --n-probe, each size also with those lists: one configuration
         # for both the time and the recall target.
-        probes = ["default"] + ([a.n_probe] if a.n_probe is not None else [])
+        probes = [None] + ([a.n_probe] if a.n_probe is not None else [])
         with tempfile.TemporaryDirectory() as tmp:
             network = os.path.join(tmp, "network.npz")
             seconds = train(network, a.train_faces, a.verbose)
-            net_rows = []
-            for n in a.network_sizes:
-                for probe in probes:
-                    row = spawn("default", n, network=network,
-                                n_probe=None if probe == "default" else probe)
-                    net_rows.append({**row, "n_probe": probe})
+            net_rows = [{**spawn("default", n, network=network, n_probe=probe),
+                         "n_probe": "default" if probe is None else probe}
+                        for n in a.network_sizes for probe in probes]
         print_rows(f"Trained network (supervised on {a.train_faces} faces of other people, "
                    f"{seconds:.0f} s), end to end", net_rows, ["n", "n_probe", *cols[1:]])
 
