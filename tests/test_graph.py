@@ -198,6 +198,27 @@ def test_auto_probe_searches_the_lists_within_the_margin():
     assert _ivf.AUTO_PROBE_MIN <= min(counts) < max(counts) <= _ivf.AUTO_PROBE_MAX
 
 
+def test_auto_probe_comparison_and_selection_agree():
+    # Rows with few, some and many lists within the margin, and ties: the
+    # comparison path (most rows) and the selection path give the same lists.
+    from skdanet.graph import _ivf
+
+    rng = np.random.default_rng(5)
+    S = np.round(rng.random((300, 160)), 2).astype(np.float32)
+    S[:100] = np.round(0.98 + 0.03 * S[:100], 3)  # more lists within the margin than the cap
+    S[100:200] = np.round(0.9 + 0.1 * S[100:200], 2)  # between the floor and the cap
+    S[200:, 7] = 2.0  # one list far ahead: fewer than the floor within the margin
+    n_min, n_max = 16, 120
+    fast = _ivf._lists_within_margin(S, n_min, n_max)
+    slow = _ivf._selected_within_margin(S.copy(), n_min, n_max)
+    within = (S >= S.max(axis=1, keepdims=True) - _ivf.AUTO_PROBE_MARGIN).sum(axis=1)
+    assert (within[:100] > n_max).all() and (within[200:] < n_min).all()
+    assert ((within[100:200] >= n_min) & (within[100:200] <= n_max)).all()
+    np.testing.assert_array_equal(S[np.arange(300), fast[:, 0]], S.max(axis=1))
+    for a, b in zip(fast, slow):
+        assert sorted(a[a >= 0]) == sorted(b[b >= 0])
+
+
 def test_knn_graph_auto_probe_finds_more_than_its_floor():
     # 20,000 faces, 52 lists: "auto" searches at least the 16 nearest lists of
     # each face and more where lists crowd around it, so it finds more true
@@ -505,7 +526,7 @@ def test_public_graph_functions_say_what_is_wrong_with_their_input(small_faces):
 
 
 def test_refinement_keeps_the_best_of_each_querys_neighbours_and_theirs():
-    from skdanet.graph._knn import refine_through_neighbours
+    from skdanet.graph._knn import refine_through_neighbours, row_similarities
 
     rng = np.random.default_rng(0)
     R = rng.normal(size=(400, 16))
@@ -517,7 +538,8 @@ def test_refinement_keeps_the_best_of_each_querys_neighbours_and_theirs():
     idx = np.stack([rng.choice(400, 9, replace=False) for _ in range(50)])
     idx = np.take_along_axis(idx, np.argsort(-np.einsum("ij,ikj->ik", Q, R[idx]), axis=1), 1)
     through = np.argsort(-(R @ R.T), axis=1)[:, :9]
-    sims, out = refine_through_neighbours(Q, R, idx, through, n_hops=3)
+    sims, out = refine_through_neighbours(Q, R, row_similarities(Q, R, idx), idx, through,
+                                          n_hops=3)
     for q in range(50):
         cand = np.unique(np.concatenate([idx[q], through[idx[q, :3]].ravel()]))
         best = cand[np.argsort(-(R[cand] @ Q[q]), kind="stable")[:9]]
@@ -526,6 +548,8 @@ def test_refinement_keeps_the_best_of_each_querys_neighbours_and_theirs():
     # Never worse than the search it starts from.
     before = np.sort(np.einsum("ij,ikj->ik", Q, R[idx]), axis=1)[:, ::-1]
     assert np.all(sims >= before - 1e-12)
+    # Searched and new candidates alike: the bits of a product row by row.
+    np.testing.assert_array_equal(sims, row_similarities(Q, R, out))
 
 
 def test_ivf_refinement_raises_recall_and_transform_refines_through_the_fitted_graph():
@@ -588,22 +612,27 @@ def test_ivf_candidate_sort_is_numpys_stable_sort(values):
 def test_ivf_candidates_above_the_bound_are_the_mask_definition():
     # Each row's entries strictly above its bound, or k of its best when more
     # are above (which of several tied at the k-th value is not specified),
-    # in row-major order.
+    # in row-major order; the bound is raised to the k-th best where k are above.
     from skdanet.graph._ivf import _entries_above
 
     rng = np.random.default_rng(2)
     S = np.round(rng.random((60, 40)), 1).astype(np.float32)  # many ties
     bound = np.r_[np.full(20, 0.95), np.full(20, 0.5), np.full(20, -1.0)].astype(np.float32)
     k = 7
-    row, col = _entries_above(S, bound, k)
+    given = bound.copy()
+    row, col, raised = _entries_above(S, bound, k)
+    np.testing.assert_array_equal(bound, given)  # the caller's bound is not modified
     assert np.all(np.diff(row * S.shape[1] + col) > 0)
     for i in range(len(S)):
         got = col[row == i]
         above = np.flatnonzero(S[i] > bound[i])
         if len(above) <= k:
             np.testing.assert_array_equal(got, above)
+            assert raised[i] == bound[i]
             continue
         kth = np.sort(S[i])[-k]
         assert len(got) == k and (S[i, got] >= kth).all()
         assert set(np.flatnonzero(S[i] > kth)) <= set(got)
+        # k entries of this row reach kth: nothing at or below it can enter the top k.
+        assert raised[i] == kth
     assert (np.bincount(row, minlength=len(S))[40:] == k).all()

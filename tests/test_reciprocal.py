@@ -10,6 +10,7 @@ from skdanet.cluster import (
     reciprocal_mask,
     reciprocal_neighbourhoods,
 )
+from skdanet.cluster._reciprocal import reciprocal_ranks
 from skdanet.graph import knn_graph
 
 from .conftest import clustered_unit_rows
@@ -52,6 +53,10 @@ def test_reciprocal_mask_against_a_loop():
         mask = reciprocal_mask(nb, k)
         expected = [[i in nb[j, :k] for j in nb[i, :k]] for i in range(len(nb))]
         np.testing.assert_array_equal(mask, expected)
+        # The ranks of some faces are those rows of everyone's.
+        faces = np.array([7, 3, 3, 100])
+        np.testing.assert_array_equal(reciprocal_ranks(nb, k, faces),
+                                      reciprocal_ranks(nb, k)[faces])
 
 
 @pytest.mark.parametrize("k", [4, 9, 12])

@@ -97,7 +97,8 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
     n_within = np.diff(adjacency.indptr) + 1
     core = n_within >= min_samples
 
-    core_graph = adjacency[core][:, core]
+    # Every point is core with min_samples=1: no sub-graph to cut out.
+    core_graph = adjacency if core.all() else adjacency[core][:, core]
     _, comp = connected_components(core_graph, directed=False)
     labels = np.full(n, -1, dtype=np.int64)
     labels[core] = comp

@@ -40,7 +40,7 @@ _PAIR_BLOCK = 32_768
 _ROW_BLOCK = 65_536
 
 
-def reciprocal_ranks(neighbors, k):
+def reciprocal_ranks(neighbors, k, faces=None):
     """Where each face stands in the lists of its first ``k`` neighbours.
 
     Parameters
@@ -48,20 +48,23 @@ def reciprocal_ranks(neighbors, k):
     neighbors : ndarray of int of shape (n_samples, >= k)
         kNN lists, self excluded, nearest first.
     k : int
+    faces : ndarray of int, optional
+        The faces whose ranks are wanted (default: all, in order).
 
     Returns
     -------
-    ranks : ndarray of int of shape (n_samples, k)
-        ``ranks[i, j]``: the position of face ``i`` among the first ``k``
-        neighbours of ``neighbors[i, j]``, ``k`` when it is not there.
+    ranks : ndarray of int of shape (n_faces, k)
+        ``ranks[r, j]``: the position of face ``i = faces[r]`` among the
+        first ``k`` neighbours of ``neighbors[i, j]``, ``k`` when it is not
+        there.
     """
-    n = len(neighbors)
-    ranks = np.empty((n, k), dtype=np.int16 if k < 2**15 else np.int64)
-    for start, stop in gather_blocks(n, k * k):
-        rows = np.arange(start, stop)
+    faces = np.arange(len(neighbors)) if faces is None else np.asarray(faces, dtype=np.int64)
+    ranks = np.empty((len(faces), k), dtype=np.int16 if k < 2**15 else np.int64)
+    for start, stop in gather_blocks(len(faces), k * k):
+        rows = faces[start:stop]
         theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
         here = theirs == rows[:, None, None]
-        ranks[rows] = np.where(here.any(axis=2), here.argmax(axis=2), k)
+        ranks[start:stop] = np.where(here.any(axis=2), here.argmax(axis=2), k)
     return ranks
 
 
@@ -77,11 +80,14 @@ def reciprocal_mask(neighbors, k):
     return reciprocal_ranks(neighbors, k) < k
 
 
-def _padded_sets(neighbors, mask):
-    """Each face's reciprocal set (itself first), padded with -1."""
-    n = len(neighbors)
+def _padded_sets(faces, neighbors, mask):
+    """The reciprocal sets of ``faces`` (each itself first), padded with -1.
+
+    ``neighbors`` and ``mask`` are the faces' rows of the kNN lists and of
+    their reciprocal mask.
+    """
     members = np.where(mask, neighbors[:, :mask.shape[1]], -1)
-    return np.concatenate([np.arange(n, dtype=np.int64)[:, None], members], axis=1)
+    return np.concatenate([faces[:, None], members], axis=1)
 
 
 def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
@@ -105,15 +111,18 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     """
     n = len(neighbors)
     half = max(round(k / 2), 1)
-    ranks = reciprocal_ranks(neighbors, k)
-    full_sets = _padded_sets(neighbors, ranks < k)
-    half_sets = _padded_sets(neighbors, ranks[:, :half] < half)
     rows = np.asarray(rows, dtype=np.int64)
+    # Only these faces' sets are read: the rows' own and their members' half
+    # sets (members are among a row's first k neighbours).
+    involved = sorted_unique(np.concatenate([rows, neighbors[rows, :k].ravel()]))
+    ranks = reciprocal_ranks(neighbors, k, involved)
+    full_sets = _padded_sets(involved, neighbors[involved], ranks < k)
+    half_sets = _padded_sets(involved, neighbors[involved], ranks[:, :half] < half)
     owners, members = [], []
     # Row blocks bound the (face, member, member's half set) arrays.
     for start, stop in row_blocks(len(rows), _ROW_BLOCK):
         block = np.arange(start, stop)
-        owner, member = _expanded_members(full_sets, half_sets, rows[block], n)
+        owner, member = _expanded_members(full_sets, half_sets, involved, rows[block], n)
         # int32 (n < 2**31): these pairs are the stage's largest arrays.
         owners.append(block[owner].astype(np.int32))
         members.append(member.astype(np.int32))
@@ -127,9 +136,13 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     return V
 
 
-def _expanded_members(full_sets, half_sets, rows, n):
-    """(row position, member) pairs of the expanded sets of ``rows`` (duplicates kept)."""
-    own = full_sets[rows]
+def _expanded_members(full_sets, half_sets, involved, rows, n):
+    """(row position, member) pairs of the expanded sets of ``rows`` (duplicates kept).
+
+    ``full_sets`` and ``half_sets`` are the sets of the faces ``involved``
+    (sorted), which hold the rows and their members.
+    """
+    own = full_sets[np.searchsorted(involved, rows)]
     owner = np.repeat(np.arange(len(rows)), own.shape[1])
     member = own.ravel()
     listed = member >= 0
@@ -137,7 +150,7 @@ def _expanded_members(full_sets, half_sets, rows, n):
     own_keys = np.sort(owner * n + member)
     # For every (face, member) pair: how much of the member's half set the
     # face's set already holds.
-    candidate = half_sets[member]
+    candidate = half_sets[np.searchsorted(involved, member)]
     keys = owner[:, None] * n + candidate
     at = np.minimum(np.searchsorted(own_keys, keys), len(own_keys) - 1)
     inside = (own_keys[at] == keys) & (candidate >= 0)

@@ -43,23 +43,24 @@ KMEANS_ITERATIONS = 8
 KMEANS_SAMPLES_PER_LIST = 48
 # Queries are processed in blocks, one per worker at a time; a block keeps
 # its candidates above the bound, 20 bytes each (a few hundred per face).
-_QUERY_CHUNK = 8_192
+# Large blocks give each list many queries at once: a million faces in 2,600
+# lists, 61 lists a face with n_probe="auto", is 770 queries a list a block,
+# fewer and larger products than smaller blocks make.
+_QUERY_CHUNK = 32_768
 # Similarities computed at once between the queries of one list and its rows.
 _LIST_BLOCK_ELEMENTS = 2**22
 
 
-def _nearest_centroids(X, centroids, n_nearest, pool=None, with_sims=False):
+def _nearest_centroids(X, centroids, n_nearest, pool=None):
     """Indices of the ``n_nearest`` most similar centroids of each row, the most similar first.
 
-    The others follow in no particular order; ``with_sims`` also returns
-    their similarities. Row blocks go to ``pool``'s threads when given (call
-    it under one BLAS thread: the products are then the same bits for any
-    number of threads). A block holds about ``GATHER_ELEMENTS`` similarities:
+    The others follow in no particular order. Row blocks go to ``pool``'s
+    threads when given (call it under one BLAS thread: the products are then
+    the same bits for any number of threads). A block holds about ``GATHER_ELEMENTS`` similarities:
     larger blocks are slower, their similarities being fresh pages to fault
     in on every block.
     """
     out = np.empty((X.shape[0], n_nearest), dtype=np.int64)
-    out_sims = np.empty((X.shape[0], n_nearest), dtype=X.dtype) if with_sims else None
     CT = np.ascontiguousarray(centroids.T)
     n_lists = CT.shape[1]
 
@@ -70,12 +71,10 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None, with_sims=False):
             out[start:stop, 0] = S.argmax(axis=1)
         else:
             out[start:stop] = _nearest_first(S, n_nearest)
-        if with_sims:
-            out_sims[start:stop] = np.take_along_axis(S, out[start:stop], axis=1)
 
     blocks = gather_blocks(X.shape[0], n_lists)
     list(pool.map(block, blocks) if pool is not None else map(block, blocks))
-    return (out, out_sims) if with_sims else out
+    return out
 
 
 def _nearest_first(S, n_nearest):
@@ -107,7 +106,45 @@ def _probed_lists(Q, centroids, n_probe):
         return _nearest_centroids(Q, centroids, min(int(n_probe), n_lists))
     n_max = min(AUTO_PROBE_MAX, n_lists)
     n_min = min(AUTO_PROBE_MIN, n_max)
-    probes, sims = _nearest_centroids(Q, centroids, n_max, with_sims=True)
+    probes = np.empty((Q.shape[0], n_max), dtype=np.int64)
+    CT = np.ascontiguousarray(centroids.T)
+    for start, stop in gather_blocks(Q.shape[0], n_lists):
+        probes[start:stop] = _lists_within_margin(Q[start:stop] @ CT, n_min, n_max)
+    return probes
+
+
+def _lists_within_margin(S, n_min, n_max):
+    """Each row's columns of ``S`` within ``AUTO_PROBE_MARGIN`` of its largest, that first.
+
+    At least the ``n_min`` and at most the ``n_max`` largest; -1 pads to
+    ``n_max`` columns. Most rows have between ``n_min`` and ``n_max``
+    columns within the margin, which a comparison finds; only the others
+    need their ``n_max`` largest selected.
+    """
+    n_rows = S.shape[0]
+    each_row = np.arange(n_rows)
+    nearest = S.argmax(axis=1)
+    within = S >= (S[each_row, nearest] - AUTO_PROBE_MARGIN)[:, None]
+    count = np.count_nonzero(within, axis=1)
+    out = np.full((n_rows, n_max), -1, dtype=np.int64)
+    plain = np.flatnonzero((count >= n_min) & (count <= n_max))
+    row, col = np.nonzero(within[plain])
+    rank = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+    out[plain[row], rank] = col
+    # The nearest to the front: its column swaps with the first.
+    at = np.argmax(out[plain] == nearest[plain, None], axis=1)
+    out[plain, at] = out[plain, 0]
+    out[plain, 0] = nearest[plain]
+    rest = np.setdiff1d(each_row, plain, assume_unique=True)
+    if rest.size:
+        out[rest] = _selected_within_margin(S[rest], n_min, n_max)
+    return out
+
+
+def _selected_within_margin(S, n_min, n_max):
+    """:func:`_lists_within_margin` through a selection of each row's ``n_max`` largest."""
+    probes = _nearest_first(S, n_max)
+    sims = np.take_along_axis(S, probes, axis=1)
     # The nearest n_min are kept whatever their similarity: put them in front.
     if 1 < n_min < n_max:
         front = np.argpartition(sims[:, 1:], kth=n_max - n_min, axis=1)[:, ::-1] + 1
@@ -214,8 +251,11 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     Each query's nearest list is searched first; the k-th best similarity
     found there bounds what the other lists can add, so only their rows above
     it are kept (a few percent of them on faces) instead of a top k being
-    selected in every list. A query's result depends on that query alone (its
-    own lists and bound), so blocks can run anywhere, in any order.
+    selected in every list. A list with more than k rows above the bound
+    raises it to its own k-th best: nothing below that can enter the top k,
+    so later lists keep fewer rows and the result is the same. Lists are
+    visited in a fixed order and a query's result depends on that query alone
+    (its own lists and bound), so blocks can run anywhere, in any order.
     """
     Q = Q[block[0] : block[1]].astype(np.float32, copy=False)
     n_q = Q.shape[0]
@@ -232,18 +272,20 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     found = [(np.repeat(np.arange(n_q), k), sims.ravel(), idx.ravel())]
     others, rank = np.nonzero(probes[:, 1:] >= 0)
     for q, lo, S in _list_products(Q, others, probes[others, rank + 1], R_by_list, offsets):
-        row, col = _entries_above(S, bound[q], k)
+        row, col, bound[q] = _entries_above(S, bound[q], k)
         found.append((q[row], S[row, col], members[lo + col]))
     return _best_per_query(*map(np.concatenate, zip(*found)), n_q, k)
 
 
 def _entries_above(S, bound, k):
-    """``(row, col)`` of each row's entries strictly above its bound, at most its ``k`` best.
+    """``(row, col, bound)``: each row's entries strictly above its bound, at most its ``k`` best.
 
     In row-major order. Strictly: a row equal to the bound only ties with
     one already found. The cap keeps a block's candidates at most ``k`` a
-    list, however many rows tie above the bound (identical faces). Rows are
-    counted from the few entries above the bound, not by summing the mask.
+    list, however many rows tie above the bound (identical faces); a capped
+    row's bound is raised to its k-th best (a new array: the caller's is kept).
+    Rows are counted from the few entries above the bound, not by summing the
+    mask.
     """
     n = S.shape[1]
     above = np.flatnonzero(S > bound[:, None])
@@ -252,11 +294,13 @@ def _entries_above(S, bound, k):
     crowded = np.flatnonzero(count > k)
     if crowded.size:
         top = np.argpartition(S[crowded], kth=n - k, axis=1)[:, n - k :]
+        bound = bound.copy()
+        bound[crowded] = S[crowded, top[:, 0]]
         top.sort(axis=1)
         capped = (crowded[:, None] * n + top).ravel()
         above = np.sort(np.concatenate([above[count[row] <= k], capped]))
         row = above // n
-    return row, above - row * n
+    return row, above - row * n, bound
 
 
 def _list_products(Q, queries, lists, R_by_list, offsets):

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
-from ..utils._parallel import gather_blocks, map_blocks, row_blocks
+from ..utils._parallel import GATHER_ELEMENTS, gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import N_PROBE, IVFIndex
 
@@ -130,6 +130,14 @@ def row_similarities(Q, R, idx):
     for start, stop in gather_blocks(len(Q), idx.shape[1] * R.shape[1]):
         sims[start:stop] = np.einsum("ij,ikj->ik", Q[start:stop], R[idx[start:stop]])
     return sims
+
+
+def pair_similarities(Q, R, rows, cols):
+    """``<Q[rows[i]], R[cols[i]]>`` for each pair: the same bits as :func:`row_similarities`."""
+    out = np.empty(len(rows), dtype=Q.dtype)
+    for start, stop in row_blocks(len(rows), max(1, GATHER_ELEMENTS // max(1, Q.shape[1]))):
+        out[start:stop] = np.einsum("ij,ij->i", Q[rows[start:stop]], R[cols[start:stop]])
+    return out
 
 
 def exact_knn(Q, R, n_neighbors):
@@ -277,7 +285,7 @@ class NeighborIndex:
             self._searched_lists = lists
         if self._searched_lists is None:
             return sims, idx
-        return refine_through_neighbours(Q, self.R, idx, self._searched_lists,
+        return refine_through_neighbours(Q, self.R, sims, idx, self._searched_lists,
                                          n_jobs=self.n_jobs)
 
     def query(self, Q, n_neighbors, self_indices=None):
@@ -358,27 +366,32 @@ def _sorted_block(Q, R, idx):
     return _sort_neighbors(row_similarities(Q, R, idx), idx)
 
 
-def refine_through_neighbours(Q, R, idx, through, *, n_hops=REFINE_NEIGHBOURS, n_jobs=1):
+def refine_through_neighbours(Q, R, sims, idx, through, *, n_hops=REFINE_NEIGHBOURS, n_jobs=1):
     """Each query's best ``idx.shape[1]`` among its neighbours and theirs, sorted.
 
     An approximate search misses some true neighbours; a neighbour's own kNN
     list (``through``, rows of ``R``) often holds them. ``idx`` is sorted by
-    decreasing similarity and, like ``through``, complete (no -1). Each query's
+    decreasing similarity and, like ``through``, complete (no -1); ``sims``
+    are its :func:`row_similarities`, as a search returns them. Each query's
     candidates are its ``idx`` row and the lists of its first ``n_hops``
-    neighbours, compared exactly. Row by row (a query's result depends on its
+    neighbours; only those not already in ``idx`` are compared (the same
+    products, so the same bits). Row by row (a query's result depends on its
     own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
     """
-    return _neighbours_by_row_block(_refine_block, Q, R, idx, (through, n_hops), n_jobs)
+    return _neighbours_by_row_block(_refine_block, Q, R, idx, (through, n_hops), n_jobs,
+                                    idx_sims=sims)
 
 
-def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs):
+def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs, idx_sims=None):
     """``(sims, idx)`` of ``idx``'s shape from ``block_func(Q[a:b], R, idx[a:b], *args)``.
 
+    With ``idx_sims`` (one row per query), ``idx_sims[a:b]`` follows ``idx[a:b]``.
     Fixed row blocks over ``n_jobs`` workers, each on one BLAS thread, so
     the result does not depend on the number of workers.
     """
     blocks = row_blocks(len(Q), _REFINE_BLOCK)
-    tasks = ((Q[a:b], R, idx[a:b], *args) for a, b in blocks)
+    rows = (() if idx_sims is None else (idx_sims[a:b],) for a, b in blocks)
+    tasks = ((Q[a:b], R, idx[a:b], *row, *args) for (a, b), row in zip(blocks, rows))
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)
     with one_blas_thread():
@@ -387,15 +400,24 @@ def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs):
     return sims, out
 
 
-def _refine_block(Q, R, idx, through, n_hops):
-    k = idx.shape[1]
-    cand = np.concatenate([idx, through[idx[:, :n_hops]].reshape(len(Q), -1)], axis=1)
-    cand.sort(axis=1)
-    # Each candidate once: a repeat never wins a second slot.
-    sims = row_similarities(Q, R, cand)
-    sims[:, 1:][cand[:, 1:] == cand[:, :-1]] = -np.inf
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    return _sort_neighbors(np.take_along_axis(sims, top, axis=1),
+def _refine_block(Q, R, idx, sims, through, n_hops):
+    n_q, k = idx.shape
+    cand = np.concatenate([idx, through[idx[:, :n_hops]].reshape(n_q, -1)], axis=1)
+    # By index, a search result before a repeat of it from a neighbour's list.
+    order = np.argsort(cand, axis=1, kind="stable")
+    cand = np.take_along_axis(cand, order, axis=1)
+    repeat = np.zeros(cand.shape, dtype=bool)
+    repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+    cand_sims = np.full(cand.shape, -np.inf, dtype=sims.dtype)
+    searched = order < k
+    cand_sims[searched] = np.take_along_axis(sims, np.where(searched, order, 0), axis=1)[searched]
+    # Each candidate once (a repeat never wins a second slot); only the new
+    # ones are compared.
+    new = ~searched & ~repeat
+    rows, cols = np.nonzero(new)
+    cand_sims[rows, cols] = pair_similarities(Q, R, rows, cand[rows, cols])
+    top = np.argpartition(-cand_sims, k - 1, axis=1)[:, :k]
+    return _sort_neighbors(np.take_along_axis(cand_sims, top, axis=1),
                            np.take_along_axis(cand, top, axis=1))
 
 
