@@ -116,8 +116,9 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     # sets (members are among a row's first k neighbours).
     involved = sorted_unique(np.concatenate([rows, neighbors[rows, :k].ravel()]))
     ranks = reciprocal_ranks(neighbors, k, involved)
-    full_sets = _padded_sets(involved, neighbors[involved], ranks < k)
-    half_sets = _padded_sets(involved, neighbors[involved], ranks[:, :half] < half)
+    near = neighbors[involved, :k]
+    full_sets = _padded_sets(involved, near, ranks < k)
+    half_sets = _padded_sets(involved, near, ranks[:, :half] < half)
     owners, members = [], []
     # Row blocks bound the (face, member, member's half set) arrays.
     for start, stop in row_blocks(len(rows), _ROW_BLOCK):

@@ -43,9 +43,9 @@ KMEANS_ITERATIONS = 8
 KMEANS_SAMPLES_PER_LIST = 48
 # Queries are processed in blocks, one per worker at a time; a block keeps
 # its candidates above the bound, 20 bytes each (a few hundred per face).
-# Large blocks give each list many queries at once: a million faces in 2,600
-# lists, 61 lists a face with n_probe="auto", is 770 queries a list a block,
-# fewer and larger products than smaller blocks make.
+# Large blocks give each list many queries at once (block x lists a face /
+# lists: hundreds at a million faces), so the products are fewer and larger
+# and the per-list work in the nearest-list pass is not spent on a few queries.
 _QUERY_CHUNK = 32_768
 # Similarities computed at once between the queries of one list and its rows.
 _LIST_BLOCK_ELEMENTS = 2**22

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
-from ..utils._parallel import GATHER_ELEMENTS, gather_blocks, map_blocks, row_blocks
+from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import N_PROBE, IVFIndex
 
@@ -135,7 +135,7 @@ def row_similarities(Q, R, idx):
 def pair_similarities(Q, R, rows, cols):
     """``<Q[rows[i]], R[cols[i]]>`` for each pair: the same bits as :func:`row_similarities`."""
     out = np.empty(len(rows), dtype=Q.dtype)
-    for start, stop in row_blocks(len(rows), max(1, GATHER_ELEMENTS // max(1, Q.shape[1]))):
+    for start, stop in gather_blocks(len(rows), Q.shape[1]):
         out[start:stop] = np.einsum("ij,ij->i", Q[rows[start:stop]], R[cols[start:stop]])
     return out
 
@@ -379,19 +379,18 @@ def refine_through_neighbours(Q, R, sims, idx, through, *, n_hops=REFINE_NEIGHBO
     own row and the fixed lists alone), in blocks over ``n_jobs`` workers.
     """
     return _neighbours_by_row_block(_refine_block, Q, R, idx, (through, n_hops), n_jobs,
-                                    idx_sims=sims)
+                                    per_row=(sims,))
 
 
-def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs, idx_sims=None):
+def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs, per_row=()):
     """``(sims, idx)`` of ``idx``'s shape from ``block_func(Q[a:b], R, idx[a:b], *args)``.
 
-    With ``idx_sims`` (one row per query), ``idx_sims[a:b]`` follows ``idx[a:b]``.
-    Fixed row blocks over ``n_jobs`` workers, each on one BLAS thread, so
+    Arrays of ``per_row`` (one row per query) are sliced the same way and
+    passed after ``idx[a:b]``. Fixed row blocks over ``n_jobs`` workers, each on one BLAS thread, so
     the result does not depend on the number of workers.
     """
     blocks = row_blocks(len(Q), _REFINE_BLOCK)
-    rows = (() if idx_sims is None else (idx_sims[a:b],) for a, b in blocks)
-    tasks = ((Q[a:b], R, idx[a:b], *row, *args) for (a, b), row in zip(blocks, rows))
+    tasks = ((Q[a:b], R, idx[a:b], *(x[a:b] for x in per_row), *args) for a, b in blocks)
     sims = np.empty(idx.shape, dtype=Q.dtype)
     out = np.empty_like(idx)
     with one_blas_thread():
@@ -403,14 +402,16 @@ def _neighbours_by_row_block(block_func, Q, R, idx, args, n_jobs, idx_sims=None)
 def _refine_block(Q, R, idx, sims, through, n_hops):
     n_q, k = idx.shape
     cand = np.concatenate([idx, through[idx[:, :n_hops]].reshape(n_q, -1)], axis=1)
+    # Searched candidates keep their similarities; the others are still to compare.
+    cand_sims = np.concatenate([sims, np.full((n_q, cand.shape[1] - k), -np.inf, sims.dtype)],
+                               axis=1)
     # By index, a search result before a repeat of it from a neighbour's list.
     order = np.argsort(cand, axis=1, kind="stable")
     cand = np.take_along_axis(cand, order, axis=1)
+    cand_sims = np.take_along_axis(cand_sims, order, axis=1)
     repeat = np.zeros(cand.shape, dtype=bool)
     repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
-    cand_sims = np.full(cand.shape, -np.inf, dtype=sims.dtype)
     searched = order < k
-    cand_sims[searched] = np.take_along_axis(sims, np.where(searched, order, 0), axis=1)[searched]
     # Each candidate once (a repeat never wins a second slot); only the new
     # ones are compared.
     new = ~searched & ~repeat
