@@ -403,13 +403,13 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _fit(self, X, y, rule):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         y = self._checked_labels(y, len(X))
-        self._check_network(X)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         n_jobs = resolve_n_jobs(self.n_jobs)
         timer = StageTimer(self.verbose)
 
         reference = l2_normalize(X, zero_rows="warn")
+        self._check_network(reference)
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
         with timer("kNN graph"):
             index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
@@ -482,19 +482,19 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         codes[unknown] = codes.max(initial=-1) + 1 + np.arange(len(unknown))
         return codes
 
-    def _check_network(self, X):
+    def _check_network(self, reference):
+        """Refuse or warn about a given network that does not fit ``reference`` (normalised X)."""
         if self.network is None:
             return
-        if self.network.in_features != X.shape[1]:
+        if self.network.in_features != reference.shape[1]:
             raise ValueError(
                 f"The given network was trained on {self.network.in_features}-d features "
-                f"but X has {X.shape[1]} features. A network only works with features "
+                f"but X has {reference.shape[1]} features. A network only works with features "
                 "of the extractor it was trained on; retrain on these features."
             )
         trained_on = self.network.config.get("feature_direction")
         if trained_on is not None:
-            agreement = float(mean_direction(l2_normalize(X, zero_rows="ignore"))
-                              @ np.asarray(trained_on))
+            agreement = float(mean_direction(reference) @ np.asarray(trained_on))
             if agreement < _SAME_EXTRACTOR_MIN_AGREEMENT:
                 warnings.warn(
                     f"X does not look like the features this network was trained on: the "

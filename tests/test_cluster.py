@@ -125,6 +125,11 @@ def test_knn_dbscan_symmetric_and_duplicates():
     np.testing.assert_array_equal(graph_dbscan(Z, neighbors, 0.7), [0, 0, 0, 1])
     np.testing.assert_array_equal(graph_dbscan(Z, neighbors, 0.7, min_samples=3),
                                   [0, 0, 0, -1])
+    # A pair listed many times over links once (and is counted once).
+    repeated = np.array([[1] * 300, [0] * 300, [1] * 300, [2] * 300])
+    for min_samples in (1, 3):
+        np.testing.assert_array_equal(graph_dbscan(Z, repeated, 0.7, min_samples),
+                                      graph_dbscan(Z, neighbors, 0.7, min_samples))
 
 
 def _two_blobs_and_a_bridge(spacing):

@@ -198,9 +198,11 @@ def test_auto_probe_searches_the_lists_within_the_margin():
     assert _ivf.AUTO_PROBE_MIN <= min(counts) < max(counts) <= _ivf.AUTO_PROBE_MAX
 
 
-def test_auto_probe_comparison_and_selection_agree():
-    # Rows with few, some and many lists within the margin, and ties: the
-    # comparison path (most rows) and the selection path give the same lists.
+def test_auto_probe_lists_on_every_path():
+    # Rows with few, some and many lists within the margin, and ties: each
+    # row gets the number of lists the rule says (the floor, its count within
+    # the margin, or the cap), and they are its most similar ones, the most
+    # similar first, whichever path (comparison or selection) found them.
     from skdanet.graph import _ivf
 
     rng = np.random.default_rng(5)
@@ -209,14 +211,16 @@ def test_auto_probe_comparison_and_selection_agree():
     S[100:200] = np.round(0.9 + 0.1 * S[100:200], 2)  # between the floor and the cap
     S[200:, 7] = 2.0  # one list far ahead: fewer than the floor within the margin
     n_min, n_max = 16, 120
-    fast = _ivf._lists_within_margin(S, n_min, n_max)
-    slow = _ivf._selected_within_margin(S.copy(), n_min, n_max)
+    probes = _ivf._lists_within_margin(S, n_min, n_max)
     within = (S >= S.max(axis=1, keepdims=True) - _ivf.AUTO_PROBE_MARGIN).sum(axis=1)
     assert (within[:100] > n_max).all() and (within[200:] < n_min).all()
     assert ((within[100:200] >= n_min) & (within[100:200] <= n_max)).all()
-    np.testing.assert_array_equal(S[np.arange(300), fast[:, 0]], S.max(axis=1))
-    for a, b in zip(fast, slow):
-        assert sorted(a[a >= 0]) == sorted(b[b >= 0])
+    np.testing.assert_array_equal(S[np.arange(300), probes[:, 0]], S.max(axis=1))
+    for row, lists, count in zip(S, probes, within):
+        chosen = lists[lists >= 0]
+        assert len(chosen) == len(set(chosen)) == min(max(count, n_min), n_max)
+        others = np.setdiff1d(np.arange(len(row)), chosen)
+        assert row[chosen].min() >= row[others].max()
 
 
 def test_knn_graph_auto_probe_finds_more_than_its_floor():

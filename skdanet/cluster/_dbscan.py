@@ -83,6 +83,12 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
     near = dist <= eps
     rows = np.repeat(np.arange(n), neighbors.shape[1])[near.ravel()]
     cols = neighbors[near]
+    if min_samples <= 1:
+        # Every point is core: the clusters are the components of the pairs
+        # within eps, however often each is listed, with no need to count
+        # neighbourhoods.
+        linked = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
+        return number_by_first_point(connected_components(linked, directed=False)[1])
     d = dist[near]
     # Each pair once (kNN lists are not symmetric and a pair may be listed
     # twice), then both directions: DBSCAN's neighbourhoods are symmetric.
@@ -97,7 +103,7 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
     n_within = np.diff(adjacency.indptr) + 1
     core = n_within >= min_samples
 
-    # Every point is core with min_samples=1: no sub-graph to cut out.
+    # Every point may still be core: then there is no sub-graph to cut out.
     core_graph = adjacency if core.all() else adjacency[core][:, core]
     _, comp = connected_components(core_graph, directed=False)
     labels = np.full(n, -1, dtype=np.int64)

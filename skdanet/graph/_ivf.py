@@ -118,8 +118,8 @@ def _lists_within_margin(S, n_min, n_max):
 
     At least the ``n_min`` and at most the ``n_max`` largest; -1 pads to
     ``n_max`` columns. Most rows have between ``n_min`` and ``n_max``
-    columns within the margin, which a comparison finds; only the others
-    need their ``n_max`` largest selected.
+    columns within the margin, which a comparison finds; the others need
+    only their ``n_min`` or ``n_max`` largest selected.
     """
     n_rows = S.shape[0]
     each_row = np.arange(n_rows)
@@ -135,25 +135,15 @@ def _lists_within_margin(S, n_min, n_max):
     at = np.argmax(out[plain] == nearest[plain, None], axis=1)
     out[plain, at] = out[plain, 0]
     out[plain, 0] = nearest[plain]
-    rest = np.setdiff1d(each_row, plain, assume_unique=True)
-    if rest.size:
-        out[rest] = _selected_within_margin(S[rest], n_min, n_max)
+    # The others: fewer than n_min lists within the margin (keep the n_min
+    # nearest) or more than n_max (all n_max nearest are within it).
+    few = np.flatnonzero(count < n_min)
+    if few.size:
+        out[few, :n_min] = _nearest_first(S[few], n_min)
+    many = np.flatnonzero(count > n_max)
+    if many.size:
+        out[many] = _nearest_first(S[many], n_max)
     return out
-
-
-def _selected_within_margin(S, n_min, n_max):
-    """:func:`_lists_within_margin` through a selection of each row's ``n_max`` largest."""
-    probes = _nearest_first(S, n_max)
-    sims = np.take_along_axis(S, probes, axis=1)
-    # The nearest n_min are kept whatever their similarity: put them in front.
-    if 1 < n_min < n_max:
-        front = np.argpartition(sims[:, 1:], kth=n_max - n_min, axis=1)[:, ::-1] + 1
-        probes[:, 1:] = np.take_along_axis(probes, front, axis=1)
-        sims[:, 1:] = np.take_along_axis(sims, front, axis=1)
-    far = sims < sims[:, :1] - AUTO_PROBE_MARGIN
-    far[:, :n_min] = False
-    probes[far] = -1
-    return probes
 
 
 def _normalized(rows):
@@ -274,7 +264,11 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     for q, lo, S in _list_products(Q, others, probes[others, rank + 1], R_by_list, offsets):
         row, col, bound[q] = _entries_above(S, bound[q], k)
         found.append((q[row], S[row, col], members[lo + col]))
-    return _best_per_query(*map(np.concatenate, zip(*found)), n_q, k)
+    query, sims, idx = map(np.concatenate, zip(*found))
+    # At least k candidates of a query are at or above its final bound, so
+    # those below it cannot enter its top k: drop them before the sort.
+    keep = sims >= bound[query]
+    return _best_per_query(query[keep], sims[keep], idx[keep], n_q, k)
 
 
 def _entries_above(S, bound, k):

@@ -104,7 +104,8 @@ def relabelling_rule(rule):
 def mean_direction(X):
     """Unit mean of L2-normalised face features: face embeddings are far from
     centred, so it identifies the extractor (zero vector if the mean is zero)."""
-    mean = np.asarray(X, dtype=np.float64).mean(axis=0)
+    # Accumulated in float64 without a float64 copy of X.
+    mean = np.asarray(X).mean(axis=0, dtype=np.float64)
     norm = np.linalg.norm(mean)
     return mean / norm if norm > 0 else mean
 
