@@ -80,15 +80,16 @@ def graph_dbscan(Z, neighbors, eps, min_samples=1, *, distances=None):
     """
     n = len(Z)
     dist = knn_edge_distances(Z, neighbors) if distances is None else distances
-    near = dist <= eps
-    rows = np.repeat(np.arange(n), neighbors.shape[1])[near.ravel()]
-    cols = neighbors[near]
+    every_row = np.repeat(np.arange(n), neighbors.shape[1])
     if min_samples <= 1:
         # Every point is core: the clusters are the components of the pairs
         # within eps, however often each is listed, with no need to count
         # neighbourhoods.
-        linked = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
-        return number_by_first_point(connected_components(linked, directed=False)[1])
+        comp = next(edge_components(every_row, neighbors.ravel(), dist.ravel(), n, [eps]))
+        return number_by_first_point(comp)
+    near = dist <= eps
+    rows = every_row[near.ravel()]
+    cols = neighbors[near]
     d = dist[near]
     # Each pair once (kNN lists are not symmetric and a pair may be listed
     # twice), then both directions: DBSCAN's neighbourhoods are symmetric.
@@ -300,5 +301,6 @@ def edge_components(rows, cols, dist, n, radii):
     """Connected components of the edges ``dist <= radius`` of ``n`` nodes, per radius."""
     for radius in radii:
         keep = dist <= radius
-        graph = sp.csr_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
+        graph = sp.csr_matrix((np.ones(keep.sum(), dtype=bool), (rows[keep], cols[keep])),
+                              shape=(n, n))
         yield connected_components(graph, directed=False)[1]

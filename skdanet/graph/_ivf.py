@@ -264,11 +264,11 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     for q, lo, S in _list_products(Q, others, probes[others, rank + 1], R_by_list, offsets):
         row, col, bound[q] = _entries_above(S, bound[q], k)
         found.append((q[row], S[row, col], members[lo + col]))
-    query, sims, idx = map(np.concatenate, zip(*found))
+    query, cand_sims, cand_idx = map(np.concatenate, zip(*found))
     # At least k candidates of a query are at or above its final bound, so
     # those below it cannot enter its top k: drop them before the sort.
-    keep = sims >= bound[query]
-    return _best_per_query(query[keep], sims[keep], idx[keep], n_q, k)
+    keep = cand_sims >= bound[query]
+    return _best_per_query(query[keep], cand_sims[keep], cand_idx[keep], n_q, k)
 
 
 def _entries_above(S, bound, k):
