@@ -43,7 +43,7 @@ import numpy as np
 # (benchmarks/bench_knn_engines.py).
 MORE_PROBES = "auto"
 STAGES = ["kNN graph", "density and chains", "training", "clique network", "chain network",
-          "query expansion", "DBSCAN", "merging", "reciprocal links"]
+          "kNN-pair distances", "query expansion", "DBSCAN", "merging", "reciprocal links"]
 TRAIN_FACES = 20_000
 RECALL_QUERIES = 1000
 

@@ -137,8 +137,9 @@ n_rounds, network, graph_method, n_probe, device, n_jobs, random_state, verbose
     n_clusters_ : int
         Number of clusters (noise excluded).
     timings_ : dict
-        Seconds per stage: the embedder's (see :class:`DANetEmbedder`), "query
-        expansion", "DBSCAN", "merging" and "reciprocal links".
+        Seconds per stage: the embedder's (see :class:`DANetEmbedder`),
+        "kNN-pair distances", "query expansion", "DBSCAN", "merging" and
+        "reciprocal links".
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str

@@ -556,6 +556,40 @@ def test_refinement_keeps_the_best_of_each_querys_neighbours_and_theirs():
     np.testing.assert_array_equal(sims, row_similarities(Q, R, out))
 
 
+def test_refinement_hops_past_identical_rows_and_breaks_ties_by_index():
+    from skdanet.graph._knn import refine_through_neighbours, row_similarities
+
+    rng = np.random.default_rng(1)
+    R = rng.normal(size=(300, 8))
+    R[150:] = R[:150]  # every row twice: exact ties everywhere
+    R /= np.linalg.norm(R, axis=1, keepdims=True)
+    exact = np.argsort(-(R @ R.T), axis=1, kind="stable")
+    through = exact[:, :6]
+    # Fitted faces: each query is a reference row, itself and its copy first.
+    Q = R[:40]
+    idx = np.stack([np.concatenate([r[:2], rng.choice(np.setdiff1d(np.arange(300), r[:2]), 4,
+                                                      replace=False)]) for r in exact[:40]])
+    sims = row_similarities(Q, R, idx)
+    order = np.stack([np.lexsort((i, -s)) for i, s in zip(idx, sims)])
+    idx = np.take_along_axis(idx, order, axis=1)
+    sims = np.take_along_axis(sims, order, axis=1)
+    out_sims, out = refine_through_neighbours(Q, R, sims, idx, through, n_hops=2)
+    for q in range(40):
+        identical = np.all(R[idx[q]] == Q[q], axis=1)
+        assert identical[:2].all() and not identical[2:].any()
+        # The hops skip the two identical rows: columns 2 and 3.
+        cand = np.unique(np.concatenate([idx[q], through[idx[q, 2:4]].ravel()]))
+        s = R[cand] @ Q[q]
+        best = cand[np.lexsort((cand, -s))[:6]]
+        # Ties (each row has a copy) go to the smaller index.
+        np.testing.assert_array_equal(np.sort(out[q]), np.sort(best))
+    np.testing.assert_array_equal(out_sims, row_similarities(Q, R, out))
+    # The same candidates in another order give the same result.
+    shuffled = through[:, ::-1].copy()
+    np.testing.assert_array_equal(
+        refine_through_neighbours(Q, R, sims, idx, shuffled, n_hops=2)[1], out)
+
+
 def test_ivf_refinement_raises_recall_and_transform_refines_through_the_fitted_graph():
     from skdanet.graph import DensityGraph
     from skdanet.graph._knn import NeighborIndex

@@ -299,8 +299,16 @@ def number_by_first_point(labels):
 
 def edge_components(rows, cols, dist, n, radii):
     """Connected components of the edges ``dist <= radius`` of ``n`` nodes, per radius."""
+    # Edges listed row by row (kNN lists) make the sparse graph directly.
+    by_row = bool(np.all(rows[1:] >= rows[:-1]))
     for radius in radii:
         keep = dist <= radius
-        graph = sp.csr_matrix((np.ones(keep.sum(), dtype=bool), (rows[keep], cols[keep])),
-                              shape=(n, n))
+        if by_row:
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows[keep], minlength=n), out=indptr[1:])
+            graph = sp.csr_matrix((np.ones(indptr[-1], dtype=bool), cols[keep], indptr),
+                                  shape=(n, n))
+        else:
+            graph = sp.csr_matrix((np.ones(keep.sum(), dtype=bool), (rows[keep], cols[keep])),
+                                  shape=(n, n))
         yield connected_components(graph, directed=False)[1]

@@ -17,7 +17,7 @@ Torch-free, O(n k) time and memory, row blocks as in
 
 import numpy as np
 
-from ..utils._parallel import gather_blocks
+from ..utils._parallel import gather_blocks, map_blocks
 
 # Weight of a neighbour: its cosine similarity to the face raised to this
 # power, so near-duplicates count fully and looser neighbours little.
@@ -25,7 +25,7 @@ _SIMILARITY_POWER = 3
 _SMALLEST_RADIUS = 1e-9
 
 
-def expand_embedding(Z, neighbors, distances, n_expansion, reference=None):
+def expand_embedding(Z, neighbors, distances, n_expansion, reference=None, *, n_jobs=1):
     """Unit-norm weighted mean of each row and its ``n_expansion`` closest neighbours.
 
     Parameters
@@ -37,13 +37,15 @@ def expand_embedding(Z, neighbors, distances, n_expansion, reference=None):
         rows of ``reference``.
     distances : ndarray of shape (n_samples, k)
         ``||Z[i] - reference[neighbors[i, j]]||``.
+    n_expansion : int
+        Neighbours averaged in: the closest in ``Z`` among the candidates
+        (all of them if ``n_expansion >= k``; ties broken by position).
     reference : ndarray of shape (n_reference, n_components), optional
         The embedding the neighbours are rows of (new faces expanded with
         fitted ones); default ``Z`` itself. Each row's result depends on
         that row and the reference alone.
-    n_expansion : int
-        Neighbours averaged in: the closest in ``Z`` among the candidates
-        (all of them if ``n_expansion >= k``; ties broken by position).
+    n_jobs : int, default=1
+        Workers over row blocks (each row's result depends on that row alone).
 
     Returns
     -------
@@ -53,24 +55,29 @@ def expand_embedding(Z, neighbors, distances, n_expansion, reference=None):
     """
     R = Z if reference is None else reference
     m = min(int(n_expansion), neighbors.shape[1])
-    # <a, b> = (|a|^2 + |b|^2 - |a - b|^2) / 2: the cosine on unit rows.
     sq = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
     sq_r = sq if reference is None else np.einsum("ij,ij->i", R, R, dtype=np.float64)
-    sims = 0.5 * (sq[:, None] + sq_r[neighbors] - distances**2)
-    closest = np.argsort(-sims, axis=1, kind="stable")[:, :m]
-    chosen = np.take_along_axis(neighbors, closest, axis=1)
-    weights = np.clip(np.take_along_axis(sims, closest, axis=1), 0, None) ** _SIMILARITY_POWER
+    blocks = gather_blocks(len(Z), m * Z.shape[1])
+    tasks = ((Z[a:b], R, neighbors[a:b], distances[a:b], sq[a:b], sq_r, m) for a, b in blocks)
     out = np.empty_like(Z)
-    for start, stop in gather_blocks(len(Z), m * Z.shape[1]):
-        rows = slice(start, stop)
-        block = Z[rows] + np.einsum("ik,ikd->id", weights[rows].astype(Z.dtype),
-                                    R[chosen[rows]])
-        norm = np.linalg.norm(block, axis=1, keepdims=True)
-        out[rows] = block / np.where(norm > 0, norm, 1)
+    for (start, stop), block in map_blocks(_expanded_block, blocks, tasks, n_jobs):
+        out[start:stop] = block
     # Zero-norm faces (failed detections, kept as zero vectors by the
     # embedder) stay zero: similar to nothing, not pulled to their neighbours.
     out[sq == 0] = 0
     return out
+
+
+def _expanded_block(Z, R, neighbors, distances, sq, sq_r, m):
+    """:func:`expand_embedding` of the rows ``Z`` (each row on its own)."""
+    # <a, b> = (|a|^2 + |b|^2 - |a - b|^2) / 2: the cosine on unit rows.
+    sims = 0.5 * (sq[:, None] + sq_r[neighbors] - distances**2)
+    closest = np.argsort(-sims, axis=1, kind="stable")[:, :m]
+    chosen = np.take_along_axis(neighbors, closest, axis=1)
+    weights = np.clip(np.take_along_axis(sims, closest, axis=1), 0, None) ** _SIMILARITY_POWER
+    block = Z + np.einsum("ik,ikd->id", weights.astype(Z.dtype), R[chosen])
+    norm = np.linalg.norm(block, axis=1, keepdims=True)
+    return block / np.where(norm > 0, norm, 1)
 
 
 def matched_radius(before, after, radius):

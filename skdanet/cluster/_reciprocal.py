@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..utils._arrays import sorted_unique
-from ..utils._parallel import gather_blocks, row_blocks
+from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ._dbscan import edge_components, number_by_first_point
 
 # Reciprocal neighbours are looked for among the first RECIPROCAL_K
@@ -40,7 +40,7 @@ _PAIR_BLOCK = 32_768
 _ROW_BLOCK = 65_536
 
 
-def reciprocal_ranks(neighbors, k, faces=None):
+def reciprocal_ranks(neighbors, k, faces=None, *, n_jobs=1):
     """Where each face stands in the lists of its first ``k`` neighbours.
 
     Parameters
@@ -50,6 +50,8 @@ def reciprocal_ranks(neighbors, k, faces=None):
     k : int
     faces : ndarray of int, optional
         The faces whose ranks are wanted (default: all, in order).
+    n_jobs : int, default=1
+        Workers over blocks of faces (the result does not depend on it).
 
     Returns
     -------
@@ -60,12 +62,17 @@ def reciprocal_ranks(neighbors, k, faces=None):
     """
     faces = np.arange(len(neighbors)) if faces is None else np.asarray(faces, dtype=np.int64)
     ranks = np.empty((len(faces), k), dtype=np.int16 if k < 2**15 else np.int64)
-    for start, stop in gather_blocks(len(faces), k * k):
-        rows = faces[start:stop]
-        theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
-        here = theirs == rows[:, None, None]
-        ranks[start:stop] = np.where(here.any(axis=2), here.argmax(axis=2), k)
+    blocks = gather_blocks(len(faces), k * k)
+    tasks = ((neighbors, faces[start:stop], k) for start, stop in blocks)
+    for (start, stop), block in map_blocks(_ranks_block, blocks, tasks, n_jobs):
+        ranks[start:stop] = block
     return ranks
+
+
+def _ranks_block(neighbors, rows, k):
+    theirs = neighbors[neighbors[rows, :k], :k]            # (b, k, k)
+    here = theirs == rows[:, None, None]
+    return np.where(here.any(axis=2), here.argmax(axis=2), k)
 
 
 def reciprocal_mask(neighbors, k):
@@ -90,7 +97,7 @@ def _padded_sets(faces, neighbors, mask):
     return np.concatenate([faces[:, None], members], axis=1)
 
 
-def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
+def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K, *, n_jobs=1):
     """Expanded k-reciprocal neighbourhoods of ``rows``, uniform weights.
 
     Face ``i``'s set is itself and its reciprocal neighbours among its first
@@ -103,6 +110,8 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     rows : ndarray of int
         The faces whose neighbourhoods are wanted.
     k : int, default=20
+    n_jobs : int, default=1
+        Workers over blocks of rows (the result does not depend on it).
 
     Returns
     -------
@@ -115,17 +124,17 @@ def reciprocal_neighbourhoods(neighbors, rows, k=RECIPROCAL_K):
     # Only these faces' sets are read: the rows' own and their members' half
     # sets (members are among a row's first k neighbours).
     involved = sorted_unique(np.concatenate([rows, neighbors[rows, :k].ravel()]))
-    ranks = reciprocal_ranks(neighbors, k, involved)
+    ranks = reciprocal_ranks(neighbors, k, involved, n_jobs=n_jobs)
     near = neighbors[involved, :k]
     full_sets = _padded_sets(involved, near, ranks < k)
     half_sets = _padded_sets(involved, near, ranks[:, :half] < half)
     owners, members = [], []
     # Row blocks bound the (face, member, member's half set) arrays.
-    for start, stop in row_blocks(len(rows), _ROW_BLOCK):
-        block = np.arange(start, stop)
-        owner, member = _expanded_members(full_sets, half_sets, involved, rows[block], n)
+    blocks = row_blocks(len(rows), _ROW_BLOCK)
+    tasks = ((full_sets, half_sets, involved, rows[start:stop], n) for start, stop in blocks)
+    for (start, _), (owner, member) in map_blocks(_expanded_members, blocks, tasks, n_jobs):
         # int32 (n < 2**31): these pairs are the stage's largest arrays.
-        owners.append(block[owner].astype(np.int32))
+        owners.append((start + owner).astype(np.int32))
         members.append(member.astype(np.int32))
     V = sp.csr_matrix((np.ones(sum(map(len, owners))),
                        (np.concatenate(owners), np.concatenate(members))),
@@ -176,14 +185,15 @@ def _smoothing_matrix(neighbors, faces, smoothing, needed):
 
 
 def jaccard_distances(neighbors, first, second, k=RECIPROCAL_K,
-                      smoothing=NEIGHBOURHOOD_SMOOTHING):
+                      smoothing=NEIGHBOURHOOD_SMOOTHING, *, n_jobs=1):
     """Jaccard distance between the neighbourhoods of faces ``first[p]`` and ``second[p]``.
 
     ``1 - sum(min(u, v)) / sum(max(u, v))`` of the two faces' neighbourhood
     weights, each averaged with those of the face's ``smoothing - 1`` nearest
     faces: 0 for the same neighbourhood, 1 for disjoint ones. Each needed
     neighbourhood is built once; the smoothed ones only block by block of
-    pairs, so memory stays O(n k).
+    pairs, so memory stays O(n k). Blocks run on ``n_jobs`` workers (the
+    result does not depend on it).
 
     Returns
     -------
@@ -193,20 +203,26 @@ def jaccard_distances(neighbors, first, second, k=RECIPROCAL_K,
     smoothing = max(int(smoothing), 1)
     faces = sorted_unique(np.concatenate([first, second]))
     needed = sorted_unique(np.concatenate([faces, neighbors[faces, :smoothing - 1].ravel()]))
-    V = reciprocal_neighbourhoods(neighbors, needed, k)
+    V = reciprocal_neighbourhoods(neighbors, needed, k, n_jobs=n_jobs)
     out = np.empty(len(first))
-    for start, stop in row_blocks(len(first), _PAIR_BLOCK):
-        part = slice(start, stop)
-        u = _smoothing_matrix(neighbors, first[part], smoothing, needed) @ V
-        v = _smoothing_matrix(neighbors, second[part], smoothing, needed) @ V
-        shared = np.asarray(u.minimum(v).sum(axis=1)).ravel()
-        # Rows sum to 1, so sum(max) = 2 - sum(min); clipped against rounding.
-        out[part] = 1.0 - shared / (2.0 - shared)
-    return np.clip(out, 0.0, 1.0)
+    blocks = row_blocks(len(first), _PAIR_BLOCK)
+    tasks = ((neighbors, first[start:stop], second[start:stop], smoothing, needed, V)
+             for start, stop in blocks)
+    for (start, stop), block in map_blocks(_jaccard_block, blocks, tasks, n_jobs):
+        out[start:stop] = block
+    return np.clip(out, 0.0, 1.0)  # against rounding
+
+
+def _jaccard_block(neighbors, first, second, smoothing, needed, V):
+    u = _smoothing_matrix(neighbors, first, smoothing, needed) @ V
+    v = _smoothing_matrix(neighbors, second, smoothing, needed) @ V
+    shared = np.asarray(u.minimum(v).sum(axis=1)).ravel()
+    # Rows sum to 1, so sum(max) = 2 - sum(min).
+    return 1.0 - shared / (2.0 - shared)
 
 
 def reciprocal_links(labels, neighbors, distances, *, jaccard_eps, max_distance,
-                     k=RECIPROCAL_K):
+                     k=RECIPROCAL_K, n_jobs=1):
     """Join clusters that a close pair of faces with a shared neighbourhood links.
 
     A kNN pair across two clusters links them when its embedding distance is
@@ -225,6 +241,8 @@ def reciprocal_links(labels, neighbors, distances, *, jaccard_eps, max_distance,
     k : int, default=20
         Reciprocal neighbours are looked for among the first ``k`` (at most
         ``n_neighbors``).
+    n_jobs : int, default=1
+        Workers of :func:`jaccard_distances`.
 
     Returns
     -------
@@ -239,7 +257,7 @@ def reciprocal_links(labels, neighbors, distances, *, jaccard_eps, max_distance,
     candidate = (a != b) & (a >= 0) & (b >= 0) & (distances.ravel() <= max_distance)
     if not candidate.any():
         return labels
-    jaccard = jaccard_distances(neighbors, rows[candidate], cols[candidate], k)
+    jaccard = jaccard_distances(neighbors, rows[candidate], cols[candidate], k, n_jobs=n_jobs)
     # Components of the clusters over the pairs within jaccard_eps, as merging joins them.
     joined = next(edge_components(a[candidate], b[candidate], jaccard,
                                   int(labels.max()) + 1, [jaccard_eps]))

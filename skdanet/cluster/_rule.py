@@ -82,8 +82,8 @@ class ClusteringRule:
         ``EXACT_SEARCH_MAX_ROWS`` faces and kNN pairs above. Memory is O(n k)
         either way.
     n_jobs : int, default=1
-        Workers for the distances over the kNN pairs (row blocks: the
-        results do not depend on it).
+        Workers of the stages over row blocks (distances over the kNN pairs,
+        query expansion, reciprocal links): the results do not depend on it.
     """
 
     query_expansion: int = DEFAULT_QUERY_EXPANSION
@@ -113,7 +113,8 @@ class ClusteringRule:
             return ExpandedSpace(Z, distances)
         if distances is None:
             distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
-        expanded = expand_embedding(Z, neighbors, distances, self.query_expansion)
+        expanded = expand_embedding(Z, neighbors, distances, self.query_expansion,
+                                    n_jobs=self.n_jobs)
         return ExpandedSpace(expanded, knn_edge_distances(expanded, neighbors, n_jobs=self.n_jobs),
                              distances)
 
@@ -127,7 +128,7 @@ class ClusteringRule:
             return Z
         distances = knn_edge_distances(Z, neighbors, reference, n_jobs=self.n_jobs)
         return expand_embedding(Z, neighbors, distances, self.query_expansion,
-                                reference=reference)
+                                reference=reference, n_jobs=self.n_jobs)
 
     @staticmethod
     def guarded_radius(space, neighbors, radius):
@@ -187,7 +188,8 @@ class ClusteringRule:
         # exact DBSCAN, no expansion and no links).
         distances = None
         if eps == "auto" or on_knn or self.query_expansion or jaccard_eps is not None:
-            distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
+            with timer("kNN-pair distances"):
+                distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
         unexpanded = distances
         with timer("query expansion") if self.query_expansion else _no_timer:
             space = self.expand(Z, neighbors, distances)
@@ -210,7 +212,8 @@ class ClusteringRule:
             jaccard_eps = float(jaccard_eps)
             with timer("reciprocal links"):
                 labels = reciprocal_links(labels, neighbors, unexpanded, jaccard_eps=jaccard_eps,
-                                          max_distance=DISTANCE_GATE * float(radius))
+                                          max_distance=DISTANCE_GATE * float(radius),
+                                          n_jobs=self.n_jobs)
         return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps)
 
 
