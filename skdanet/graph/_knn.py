@@ -39,9 +39,8 @@ _REFINE_BLOCK = 4096
 
 # IVF search is refined through the kNN lists of each face's first
 # REFINE_NEIGHBOURS neighbours other than itself (see refine_through_neighbours).
-# Each list adds about 20 new candidates to compare; at a million face-like
-# rows the second adds about half as many true neighbours as the first, the
-# third a quarter.
+# Each further list costs about as many comparisons as the one before and
+# finds fewer of the missed neighbours; the scale page measures the trade.
 REFINE_NEIGHBOURS = 2
 # HNSW settings: recall@k >= 0.99 on 20K x 128 face-like rows.
 HNSW_M = 24
