@@ -297,15 +297,22 @@ def table(per_seed):
     return out
 
 
+def best_raw(per_seed, metric):
+    """B: the best raw row's ``metric`` on each split seed (None without raw rows)."""
+    raw = [n for n in per_seed[0] if "raw" in n]
+    if not raw:
+        return None
+    return np.array([max(r[n][metric] for n in raw) for r in per_seed])
+
+
 def targets(per_seed):
     """Quality targets against B, the best raw row per split seed and metric."""
     lines = []
     names = list(per_seed[0])
     for metric in ("pairwise_f", "bcubed_f"):
-        raw = [n for n in names if "raw" in n]
-        if not raw:
+        B = best_raw(per_seed, metric)
+        if B is None:
             continue
-        B = np.array([max(r[n][metric] for n in raw) for r in per_seed])
         for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6),
                             ("DA-Net pretrained recipe", 6), ("DA-Net pretrained (shipped)", 6)):
             if name not in names:
@@ -322,23 +329,20 @@ def targets(per_seed):
 
 def stray_lines(per_seed):
     """The label-free row's strays (:func:`stray_anatomy`), beside its targets."""
-    names = per_seed[0]
-    if STRAYS not in names or not any("raw" in n for n in names):
+    if STRAYS not in per_seed[0] or best_raw(per_seed, "pairwise_f") is None:
         return []
 
     def mean(key):
         return np.mean([r[STRAYS][key] for r in per_seed])
 
-    goals = []
-    for metric in ("pairwise_f", "bcubed_f"):
-        B = np.array([max(r[n][metric] for n in names if "raw" in n) for r in per_seed])
-        goals.append(np.mean(B + (1 - B) / 6))
-    return [f"DA-Net label-free, strays (faces left alone whose person has other photos "
-            f"here): {mean('stray_share'):.1%} of the faces; the most similar other face "
-            f"of {mean('nearest_other'):.0%} of them is another person's (raw features). "
-            f"The true clusters with the strays left alone score pairwise F "
-            f"{mean('pairwise_f'):.4f} and BCubed F {mean('bcubed_f'):.4f}, against the "
-            f"label-free targets {goals[0]:.4f} and {goals[1]:.4f}"]
+    goals = [np.mean(B + (1 - B) / 6)
+             for B in (best_raw(per_seed, m) for m in ("pairwise_f", "bcubed_f"))]
+    return [(f"DA-Net label-free, strays (faces left alone whose person has other photos "
+             f"here): {mean('stray_share'):.1%} of the faces; the most similar other face "
+             f"of {mean('nearest_other'):.0%} of them is another person's (raw features). "
+             f"The true clusters with the strays left alone score pairwise F "
+             f"{mean('pairwise_f'):.4f} and BCubed F {mean('bcubed_f'):.4f}, against the "
+             f"label-free targets {goals[0]:.4f} and {goals[1]:.4f}")]
 
 
 def pipeline_targets(per_seed, metric):
