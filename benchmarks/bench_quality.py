@@ -67,6 +67,9 @@ PIPELINE_AT_EPS = "Pipeline supervised + DBSCAN(eps_, 1)"
 # Per-seed entries that are not table rows (their names start with "_").
 CEILING = "_ideal at min_samples=5"
 STRAYS = "_label-free strays"
+# Each DA-Net row's target: B + (1 - B) / share, B the best raw row.
+TARGET_SHARES = {"DA-Net supervised": 3, "DA-Net label-free": 6,
+                 "DA-Net pretrained recipe": 6, "DA-Net pretrained (shipped)": 6}
 
 TITLES = {"lfw": "LFW (bundled; most people have one photo)",
           "dev": "In-the-wild dev set (2 to 30 photos a person)",
@@ -313,8 +316,7 @@ def targets(per_seed):
         B = best_raw(per_seed, metric)
         if B is None:
             continue
-        for name, share in (("DA-Net supervised", 3), ("DA-Net label-free", 6),
-                            ("DA-Net pretrained recipe", 6), ("DA-Net pretrained (shipped)", 6)):
+        for name, share in TARGET_SHARES.items():
             if name not in names:
                 continue
             got = np.array([r[name][metric] for r in per_seed])
@@ -329,14 +331,15 @@ def targets(per_seed):
 
 def stray_lines(per_seed):
     """The label-free row's strays (:func:`stray_anatomy`), beside its targets."""
-    if STRAYS not in per_seed[0] or best_raw(per_seed, "pairwise_f") is None:
+    best = [best_raw(per_seed, m) for m in ("pairwise_f", "bcubed_f")]
+    if STRAYS not in per_seed[0] or best[0] is None:
         return []
 
     def mean(key):
         return np.mean([r[STRAYS][key] for r in per_seed])
 
-    goals = [np.mean(B + (1 - B) / 6)
-             for B in (best_raw(per_seed, m) for m in ("pairwise_f", "bcubed_f"))]
+    share = TARGET_SHARES["DA-Net label-free"]
+    goals = [np.mean(B + (1 - B) / share) for B in best]
     return [(f"DA-Net label-free, strays (faces left alone whose person has other photos "
              f"here): {mean('stray_share'):.1%} of the faces; the most similar other face "
              f"of {mean('nearest_other'):.0%} of them is another person's (raw features). "
