@@ -56,11 +56,12 @@ class DensityChainClustering(ClusterMixin, BaseEstimator):
     ----------
     eps : float or "auto", default="auto"
         DBSCAN (link) radius in the network's space (unit vectors, Euclidean
-        distance). "auto" uses the network's radius (its link radius, 0.05
-        tighter, when merging), lowered in steps of 0.025 while at that
-        radius some cluster grows abruptly: past a radius that shrinks as
-        the number of faces grows, single-linkage DBSCAN chains different
-        people into one giant cluster (``eps_`` is the radius used).
+        distance). "auto" uses the network's radius as set to ``X``
+        (``radius_``; its link radius, 0.05 tighter, when merging), lowered
+        in steps of 0.025 while at that radius some cluster grows abruptly:
+        past a radius that shrinks as the number of faces grows,
+        single-linkage DBSCAN chains different people into one giant
+        cluster (``eps_`` is the radius used).
     merge_eps : float, "auto" or None, default="auto"
         Radius between the unit-norm mean embeddings of two DBSCAN clusters
         under which they are merged. A mean averages out the one odd photo
@@ -124,6 +125,12 @@ n_rounds, network, graph_method, n_probe, device, n_jobs, random_state, verbose
     embedding_ : ndarray of shape (n_samples, n_components)
         The learned embedding of ``X`` that was clustered (after query
         expansion, if any).
+    radius_ : float
+        The network's radius as this fit used it, in the network's space: a
+        calibrated radius as stored; a loss's boundary (label-free) scaled
+        by 0.95 to 1.10 as the share of faces with a close partner rises
+        (most faces several photos: looser; many faces alone: tighter; see
+        the :ref:`User Guide <partner_share>`). The radii below derive from it.
     eps_ : float
         The DBSCAN radius used, in the space of ``embedding_``.
     merge_eps_ : float or None
@@ -230,6 +237,7 @@ n_rounds, network, graph_method, n_probe, device, n_jobs, random_state, verbose
         self.embedder_ = embedder
         self.network_ = embedder.network_
         self.embedding_ = result.embedding
+        self.radius_ = result.radius
         self.eps_ = result.eps
         self.merge_eps_ = result.merge_eps
         self.min_merge_eps_ = result.min_merge_eps

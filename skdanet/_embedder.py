@@ -14,7 +14,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .cluster import ClusteringRule
+from .cluster import ClusteringRule, knn_edge_distances
 from .graph import (
     N_PROBE,
     DensityGraph,
@@ -214,9 +214,10 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         default, by construction (see ``output_scale_``).
     output_scale_ : float
         The norm of every output row: the unit-norm expanded embedding is
-        multiplied by it so that the network's radius, carried into the
-        expanded space and lowered by the percolation guard on the fitted
-        faces, becomes ``eps_``. Divide by it for unit vectors.
+        multiplied by it so that the network's radius, set to the fitted
+        faces as :class:`DensityChainClustering` sets it (see its
+        ``radius_``), carried into the expanded space and lowered by the
+        percolation guard, becomes ``eps_``. Divide by it for unit vectors.
     graph_ : skdanet.graph.DensityGraph
         The density graph of the fitted faces (kNN lists, density, chains,
         clique threshold and search index), through which ``transform``
@@ -584,14 +585,20 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _expanded_output(self):
         """The fitted faces' expanded embedding and the scale of the output, computed once.
 
-        The output's rule: the default expansion, and the network's radius
-        carried into the expanded space and lowered by the guard (one stage).
+        The output's rule: the default expansion, and the network's radius as
+        the rule sets it on this set, carried into the expanded space and
+        lowered by the guard.
         """
         if self._output_state is None:
             neighbors = self.graph_.neighbors
             rule = self._default_rule()
-            space = rule.expand(self._reference_embedding, neighbors)
-            radius = rule.guarded_radius(space, neighbors, self.network_.config["eps"])
+            Z = self._reference_embedding
+            distances = knn_edge_distances(Z, neighbors, n_jobs=rule.n_jobs)
+            config = self.network_.config
+            radius = rule.set_radius(config["eps"], distances,
+                                     calibrated=config["eps_source"] == "calibrated")
+            space = rule.expand(Z, neighbors, distances)
+            radius = rule.guarded_radius(space, neighbors, radius)
             self._output_state = (space.embedding, _DBSCAN_DEFAULT_EPS / radius)
         return self._output_state
 

@@ -5,14 +5,18 @@ import pytest
 from sklearn.cluster import DBSCAN
 
 from skdanet.cluster import (
+    ClusteringRule,
     expand_embedding,
     graph_dbscan,
     knn_edge_distances,
     matched_radius,
     merge_clusters,
     merge_growth,
+    partner_scaled_radius,
+    partner_share,
     percolation_safe_eps,
 )
+from skdanet.cluster._partner import PARTNER_SHARE_RAMP, RADIUS_SCALE_RANGE
 
 from .conftest import clustered_unit_rows, expanded_by_loop
 
@@ -336,3 +340,47 @@ def test_single_linkage_labels_are_dbscan_at_every_radius():
     for eps, labels in zip(EPS_GRID, single_linkage_labels(Z, EPS_GRID)):
         expected = number_by_first_point(DBSCAN(eps=eps, min_samples=1).fit_predict(Z))
         np.testing.assert_array_equal(labels, expected)
+
+
+def test_partner_share_is_the_share_of_nearest_neighbours_within_the_radius():
+    Z, nb = _unit_rows_and_knn()
+    distances = knn_edge_distances(Z, nb)
+    for radius in (0.3, 0.6, 0.9, 1.2):
+        by_loop = np.mean([min(np.linalg.norm(Z[i] - Z[j]) for j in nb[i]) <= radius
+                           for i in range(len(Z))])
+        assert partner_share(distances, radius) == pytest.approx(by_loop)
+
+
+def test_partner_scaled_radius_rises_from_tight_to_loose_with_the_share():
+    # Rows whose nearest neighbour is at 0.1 (a partner) or at 2.0 (alone).
+    def with_share(share, n=200):
+        nearest = np.where(np.arange(n) < round(share * n), 0.1, 2.0)
+        return np.column_stack([nearest, np.full(n, 3.0)])
+
+    low, high = PARTNER_SHARE_RAMP
+    tight, loose = RADIUS_SCALE_RANGE
+    assert partner_scaled_radius(1.0, with_share(0.3)) == pytest.approx(tight)
+    assert partner_scaled_radius(1.0, with_share(low)) == pytest.approx(tight)
+    assert partner_scaled_radius(1.0, with_share(high)) == pytest.approx(loose)
+    assert partner_scaled_radius(1.0, with_share(1.0)) == pytest.approx(loose)
+    middle = (low + high) / 2
+    assert partner_scaled_radius(1.0, with_share(middle)) == pytest.approx((tight + loose) / 2)
+    shares = np.linspace(0, 1, 21)
+    radii = [partner_scaled_radius(0.7, with_share(s)) for s in shares]
+    assert np.all(np.diff(radii) >= 0)
+
+
+def test_rule_scales_a_loss_radius_to_the_set_and_keeps_a_calibrated_one():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((20, 16))
+    people = np.repeat(centres, 6, axis=0) + 0.15 * rng.standard_normal((120, 16))
+    loners = 3 * rng.standard_normal((240, 16))  # one photo each, far from everyone
+    rule = ClusteringRule()
+    for X, factor in ((people, RADIUS_SCALE_RANGE[1]),
+                      (np.vstack([people, loners]), RADIUS_SCALE_RANGE[0])):
+        Z = X / np.linalg.norm(X, axis=1, keepdims=True)
+        nb = np.argsort(-(Z @ Z.T), axis=1, kind="stable")[:, 1:11]
+        free = rule.cluster(Z, nb, radius=0.6)
+        assert free.radius == pytest.approx(0.6 * factor)
+        assert free.radius == partner_scaled_radius(0.6, knn_edge_distances(Z, nb))
+        assert rule.cluster(Z, nb, radius=0.6, calibrated=True).radius == 0.6

@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import check_clustering
 
 from skdanet import DANetEmbedder, DensityChainClustering
+from skdanet.cluster import knn_edge_distances, partner_scaled_radius
 from skdanet.datasets import split_identities
 from skdanet.metrics import bcubed_f_score
 from skdanet.model_selection import (
@@ -44,13 +45,18 @@ def test_labels_and_attributes(lfw_people):
     assert linked.jaccard_eps_ == 0.45
     for cluster in np.unique(model.labels_):
         assert len(np.unique(linked.labels_[model.labels_ == cluster])) == 1
-    # The loss's boundary (label-free training) gets two stages: a tighter
-    # link radius, merging at most at that boundary.
+    # The loss's boundary (label-free training), scaled to the set by its
+    # share of faces with a close partner, gets two stages: a tighter link
+    # radius, merging at most at the scaled boundary.
     free = DensityChainClustering(k=10, n_epochs=5, random_state=0, query_expansion=0).fit(X)
     boundary = free.network_.config["eps"]
     assert free.network_.config["eps_source"] == "loss"
     assert boundary == pytest.approx(np.sqrt(2 - 2 * 0.7))
-    assert free.eps_ <= boundary - 0.05 + 1e-12 and free.merge_eps_ <= boundary
+    neighbours = free.embedder_.graph_.neighbors
+    assert free.radius_ == partner_scaled_radius(
+        boundary, knn_edge_distances(free.embedding_, neighbours))
+    assert free.eps_ <= free.radius_ - 0.05 + 1e-12 and free.merge_eps_ <= free.radius_
+    assert model.radius_ == model.network_.config["eps"]  # calibrated: as stored
     assert model.n_clusters_ == len(np.unique(model.labels_))
     np.testing.assert_array_equal(model.labels_, clone(model).fit_predict(X, y))
     fixed = DensityChainClustering(k=10, n_epochs=5, random_state=0, eps=0.3,
@@ -134,6 +140,20 @@ def test_embedders_eps_reproduces_the_clusterers_one_stage_rule(trained):
                                    jaccard_eps=None).fit(X)
     np.testing.assert_array_equal(labels, model.labels_)
     assert fitted.eps_ == 0.5  # DBSCAN's default radius, by construction
+    assert fitted.output_scale_ * model.eps_ == pytest.approx(0.5)
+
+
+def test_embedders_eps_reproduces_the_label_free_one_stage_rule(lfw_people):
+    # The same for a label-free network, whose radius the rule scales to the
+    # set: the embedder's output is scaled from the same radius.
+    X, _ = lfw_people
+    free = DANetEmbedder(k=10, n_epochs=3, random_state=0).fit(X).network_
+    fitted = DANetEmbedder(k=10, network=free)
+    Z = fitted.fit_transform(X)
+    labels = DBSCAN(eps=fitted.eps_, min_samples=1).fit_predict(Z)
+    model = DensityChainClustering(k=10, network=free, merge_eps=None, jaccard_eps=None).fit(X)
+    np.testing.assert_array_equal(labels, model.labels_)
+    assert model.radius_ != free.config["eps"]
     assert fitted.output_scale_ * model.eps_ == pytest.approx(0.5)
 
 

@@ -144,8 +144,9 @@ def test_links_bring_back_a_persons_stray_photo():
     nb = knn_graph(X, 10)[1][:, 1:]
     rule = ClusteringRule(query_expansion=0)
     radius = 0.46  # the stray's nearest photos are 0.477 and 0.486 away
-    plain = rule.cluster(X, nb, radius=radius, merge_eps=None, jaccard_eps=None).labels
+    # Calibrated: the radius is used as given (not scaled to the set).
+    plain = rule.cluster(X, nb, radius=radius, calibrated=True, jaccard_eps=None).labels
     assert plain[24] not in plain[:12]  # beyond the radius: on its own
-    linked = rule.cluster(X, nb, radius=radius, merge_eps=None, jaccard_eps=0.45).labels
+    linked = rule.cluster(X, nb, radius=radius, calibrated=True, jaccard_eps=0.45).labels
     assert linked[24] == linked[0] and linked[12] != linked[0]
     assert len(np.unique(linked)) == 2

@@ -1,7 +1,8 @@
 """Clustering an embedding over its kNN graph: numpy only, no torch.
 
 :class:`ClusteringRule` owns the rule (query expansion, radii, percolation
-guard, DBSCAN over the kNN pairs, merging, reciprocal links); the functions are its stages,
+guard, DBSCAN over the kNN pairs, merging, reciprocal links, and the scaling
+of a label-free radius to the set); the functions are its stages,
 each testable on its own; :func:`calibrate_eps` chooses a radius on
 labelled faces.
 """
@@ -22,6 +23,7 @@ from ._guard import (
     percolation_safe_eps,
 )
 from ._merge import adjacent_cluster_pairs, cluster_means, link_radius, merge_clusters
+from ._partner import partner_scaled_radius, partner_share
 from ._reciprocal import (
     DEFAULT_JACCARD_EPS,
     jaccard_distances,
@@ -61,6 +63,8 @@ __all__ = [
     "merge_clusters",
     "merge_growth",
     "number_by_first_point",
+    "partner_scaled_radius",
+    "partner_share",
     "percolation_safe_eps",
     "reciprocal_links",
     "reciprocal_mask",

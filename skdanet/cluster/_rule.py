@@ -4,8 +4,10 @@ One object owns every stage and every radius:
 
 1. query expansion (:func:`expand_embedding`), with radii carried into the
    expanded space (:func:`matched_radius`);
-2. the link radius: the given one, or the calibrated radius lowered by the
-   percolation guard (tighter than the merge radius when merging);
+2. the network's radius, scaled to the set when it is a loss's boundary
+   (:func:`partner_scaled_radius`), and the link radius: the given one, or
+   that radius lowered by the percolation guard (tighter than the merge
+   radius when merging);
 3. DBSCAN, exact or over the kNN pairs (:func:`graph_dbscan`);
 4. merging of clusters with close mean embeddings (:func:`merge_clusters`);
 5. reciprocal links: clusters joined through a close pair of faces whose
@@ -24,6 +26,7 @@ from ._dbscan import exact_dbscan, graph_dbscan, knn_edge_distances
 from ._expansion import expand_embedding, matched_radius
 from ._guard import percolation_safe_eps
 from ._merge import link_radius, merge_clusters
+from ._partner import partner_scaled_radius
 from ._reciprocal import DEFAULT_JACCARD_EPS, DISTANCE_GATE, reciprocal_links
 
 DEFAULT_QUERY_EXPANSION = 4
@@ -55,7 +58,12 @@ class ExpandedSpace:
 
 @dataclass(frozen=True)
 class ClusteringResult:
-    """Clusters of an embedding and the radii that made them (in ``embedding``'s space)."""
+    """Clusters of an embedding and the radii that made them.
+
+    ``eps``, ``merge_eps`` and ``min_merge_eps`` are in the expanded
+    ``embedding``'s space; ``radius`` is the network's radius as the stages
+    used it (:meth:`ClusteringRule.set_radius`), in the space before expansion.
+    """
 
     labels: np.ndarray
     embedding: np.ndarray
@@ -63,6 +71,7 @@ class ClusteringResult:
     merge_eps: float | None
     min_merge_eps: float | None
     jaccard_eps: float | None = None
+    radius: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,19 @@ class ClusteringRule:
                                 reference=reference, n_jobs=self.n_jobs)
 
     @staticmethod
+    def set_radius(radius, distances, *, calibrated):
+        """The network's ``radius`` as the stages use it on this set.
+
+        A radius calibrated on held-out labelled people is kept; a loss's
+        boundary is scaled by the set's share of faces with a close partner
+        (:func:`partner_scaled_radius`), measured on ``distances``, the kNN
+        pairs' distances before expansion.
+        """
+        if calibrated:
+            return float(radius)
+        return partner_scaled_radius(radius, distances)
+
+    @staticmethod
     def guarded_radius(space, neighbors, radius):
         """``radius`` (of the unexpanded space) carried into ``space``, lowered by the guard."""
         return percolation_safe_eps(space.embedding, neighbors, space.radius(radius),
@@ -153,7 +175,9 @@ class ClusteringRule:
         neighbors : ndarray of int of shape (n_samples, k)
             The faces' kNN graph, self excluded.
         radius : float
-            The radius of ``Z``'s space stored with the network.
+            The radius of ``Z``'s space stored with the network; unless
+            calibrated, scaled to the set first (:meth:`set_radius`), and
+            every radius below derives from the result.
         calibrated : bool, default=False
             Whether ``radius`` was calibrated on held-out labelled people. A
             calibrated radius is the tight end of the range of radii that
@@ -184,13 +208,16 @@ class ClusteringRule:
             merge_eps = None
         merging = merge_eps is not None
         # The kNN-pair distances, computed once for the expansion, the guard,
-        # DBSCAN and the reciprocal links (none needs them with a given eps,
-        # exact DBSCAN, no expansion and no links).
+        # DBSCAN, the reciprocal links and the scaling of a label-free radius
+        # (none needs them with a given eps, exact DBSCAN, no expansion, no
+        # links and a calibrated radius).
         distances = None
-        if eps == "auto" or on_knn or self.query_expansion or jaccard_eps is not None:
+        if (eps == "auto" or on_knn or self.query_expansion or jaccard_eps is not None
+                or not calibrated):
             with timer("kNN-pair distances"):
                 distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
         unexpanded = distances
+        radius = self.set_radius(radius, unexpanded, calibrated=calibrated)
         with timer("query expansion") if self.query_expansion else _no_timer:
             space = self.expand(Z, neighbors, distances)
         Z, distances = space.embedding, space.distances
@@ -214,7 +241,7 @@ class ClusteringRule:
                 labels = reciprocal_links(labels, neighbors, unexpanded, jaccard_eps=jaccard_eps,
                                           max_distance=DISTANCE_GATE * float(radius),
                                           n_jobs=self.n_jobs)
-        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps)
+        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps, radius)
 
 
 class _NoTimer:
