@@ -595,8 +595,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             Z = self._reference_embedding
             distances = knn_edge_distances(Z, neighbors, n_jobs=rule.n_jobs)
             config = self.network_.config
-            radius = rule.set_radius(config["eps"], distances,
-                                     calibrated=config["eps_source"] == "calibrated")
+            radius = rule.radius_on_set(config["eps"], distances,
+                                        calibrated=config["eps_source"] == "calibrated")
             space = rule.expand(Z, neighbors, distances)
             radius = rule.guarded_radius(space, neighbors, radius)
             self._output_state = (space.embedding, _DBSCAN_DEFAULT_EPS / radius)

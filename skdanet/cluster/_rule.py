@@ -62,7 +62,7 @@ class ClusteringResult:
 
     ``eps``, ``merge_eps`` and ``min_merge_eps`` are in the expanded
     ``embedding``'s space; ``radius`` is the network's radius as the stages
-    used it (:meth:`ClusteringRule.set_radius`), in the space before expansion.
+    used it (:meth:`ClusteringRule.radius_on_set`), in the space before expansion.
     """
 
     labels: np.ndarray
@@ -140,7 +140,7 @@ class ClusteringRule:
                                 reference=reference, n_jobs=self.n_jobs)
 
     @staticmethod
-    def set_radius(radius, distances, *, calibrated):
+    def radius_on_set(radius, distances, *, calibrated):
         """The network's ``radius`` as the stages use it on this set.
 
         A radius calibrated on held-out labelled people is kept; a loss's
@@ -176,7 +176,7 @@ class ClusteringRule:
             The faces' kNN graph, self excluded.
         radius : float
             The radius of ``Z``'s space stored with the network; unless
-            calibrated, scaled to the set first (:meth:`set_radius`), and
+            calibrated, scaled to the set first (:meth:`radius_on_set`), and
             every radius below derives from the result.
         calibrated : bool, default=False
             Whether ``radius`` was calibrated on held-out labelled people. A
@@ -217,7 +217,7 @@ class ClusteringRule:
             with timer("kNN-pair distances"):
                 distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
         unexpanded = distances
-        radius = self.set_radius(radius, unexpanded, calibrated=calibrated)
+        radius = self.radius_on_set(radius, unexpanded, calibrated=calibrated)
         with timer("query expansion") if self.query_expansion else _no_timer:
             space = self.expand(Z, neighbors, distances)
         Z, distances = space.embedding, space.distances
