@@ -17,7 +17,8 @@ import numpy as np
 
 # Partner shares over which the radius goes from its tight to its loose end:
 # a set where a third of the faces have no close neighbour, and one where
-# four in five have one (each face's own extractor-and-network scale).
+# four in five have one. Measured at the network's own radius in its own
+# space, so the ramp does not depend on an extractor's similarity scale.
 PARTNER_SHARE_RAMP = (0.65, 0.80)
 # The radius's factors at the two ends of the ramp.
 RADIUS_SCALE_RANGE = (0.95, 1.10)
