@@ -229,9 +229,9 @@ n_rounds, network, graph_method, n_probe, device, n_jobs, random_state, verbose
         embedder = self._embedder()
         embedding = embedder._fit_embed(X, y, rule)
         timer = StageTimer(self.verbose, prefix="[DensityChainClustering]")
-        config = embedder.network_.config
-        result = rule.cluster(embedding, embedder.graph_.neighbors, radius=config["eps"],
-                              calibrated=config["eps_source"] == "calibrated", eps=self.eps,
+        network = embedder.network_
+        result = rule.cluster(embedding, embedder.graph_.neighbors, radius=network.config["eps"],
+                              calibrated=network.calibrated, eps=self.eps,
                               merge_eps=self.merge_eps, jaccard_eps=self.jaccard_eps,
                               timer=timer)
         self.embedder_ = embedder

@@ -14,7 +14,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .cluster import ClusteringRule, knn_edge_distances
+from .cluster import ClusteringRule
 from .graph import (
     N_PROBE,
     DensityGraph,
@@ -590,15 +590,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         lowered by the guard.
         """
         if self._output_state is None:
-            neighbors = self.graph_.neighbors
-            rule = self._default_rule()
-            Z = self._reference_embedding
-            distances = knn_edge_distances(Z, neighbors, n_jobs=rule.n_jobs)
-            config = self.network_.config
-            radius = rule.radius_on_set(config["eps"], distances,
-                                        calibrated=config["eps_source"] == "calibrated")
-            space = rule.expand(Z, neighbors, distances)
-            radius = rule.guarded_radius(space, neighbors, radius)
+            space, radius = self._default_rule().one_stage_space(
+                self._reference_embedding, self.graph_.neighbors, self.network_.config["eps"],
+                calibrated=self.network_.calibrated)
             self._output_state = (space.embedding, _DBSCAN_DEFAULT_EPS / radius)
         return self._output_state
 

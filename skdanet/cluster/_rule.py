@@ -152,6 +152,22 @@ class ClusteringRule:
             return float(radius)
         return partner_scaled_radius(radius, distances)
 
+    def one_stage_space(self, Z, neighbors, radius, *, calibrated):
+        """``Z`` expanded, and the network's ``radius`` set to this set and guarded in it.
+
+        The rule's one-stage form, DBSCAN at that radius with no merging and
+        no links, which :class:`~skdanet.DANetEmbedder` scales its output to.
+
+        Returns
+        -------
+        space : ExpandedSpace
+        eps : float
+        """
+        distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
+        radius = self.radius_on_set(radius, distances, calibrated=calibrated)
+        space = self.expand(Z, neighbors, distances)
+        return space, self.guarded_radius(space, neighbors, radius)
+
     @staticmethod
     def guarded_radius(space, neighbors, radius):
         """``radius`` (of the unexpanded space) carried into ``space``, lowered by the guard."""

@@ -108,6 +108,12 @@ class TrainedNetwork:
     def in_features(self):
         return self.config["in_features"]
 
+    @property
+    def calibrated(self):
+        """Whether ``config["eps"]`` was calibrated on held-out labelled people
+        (else it is the loss's boundary, which the clustering rule sets to each face set)."""
+        return self.config["eps_source"] == "calibrated"
+
     # -- persistence ------------------------------------------------------
     def save(self, path):
         """Write the network to ``path`` (a ``.npz`` file; no pickled code).
