@@ -150,9 +150,11 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Adam step size.
     weight_decay : float, default=1e-5
         Adam L2 penalty.
-    pair_margin : float, default=0.7
+    pair_margin : float or "auto", default="auto"
         Cosine similarity at which the pairwise loss puts the same/different
-        boundary.
+        boundary. "auto": 0.7 when trained with labels, 0.65 label-free,
+        where the boundary is also the clustering radius (see
+        :ref:`the user guide <label_free_margin>`).
     pair_scale : float, default=30.0
         Sharpness of the pairwise loss.
     validation_fraction : float, default=0.2
@@ -277,7 +279,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "pair_margin": [Interval(Real, -1, 1, closed="neither")],
+        "pair_margin": [Interval(Real, -1, 1, closed="neither"), StrOptions({"auto"})],
         "pair_scale": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -308,7 +310,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         inference_batch_size=4096,
         learning_rate=1e-3,
         weight_decay=1e-5,
-        pair_margin=0.7,
+        pair_margin="auto",
         pair_scale=30.0,
         validation_fraction=0.2,
         n_iter_no_change=5,

@@ -14,6 +14,7 @@ from skdanet import DANetEmbedder, DensityChainClustering
 from skdanet.cluster import knn_edge_distances, partner_scaled_radius
 from skdanet.datasets import split_identities
 from skdanet.metrics import bcubed_f_score
+from skdanet.model._loss import LABEL_FREE_PAIR_MARGIN
 from skdanet.model_selection import (
     bcubed_f_scorer,
 )
@@ -51,7 +52,7 @@ def test_labels_and_attributes(lfw_people):
     free = DensityChainClustering(k=10, n_epochs=5, random_state=0, query_expansion=0).fit(X)
     boundary = free.network_.config["eps"]
     assert free.network_.config["eps_source"] == "loss"
-    assert boundary == pytest.approx(np.sqrt(2 - 2 * 0.7))
+    assert boundary == pytest.approx(np.sqrt(2 - 2 * LABEL_FREE_PAIR_MARGIN))
     neighbours = free.embedder_.graph_.neighbors
     assert free.radius_ == partner_scaled_radius(
         boundary, knn_edge_distances(free.embedding_, neighbours))

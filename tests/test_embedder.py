@@ -14,6 +14,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdanet import DANetEmbedder
 from skdanet.metrics import bcubed_f_score
+from skdanet.model._loss import (LABEL_FREE_PAIR_MARGIN, SUPERVISED_PAIR_MARGIN,
+                                 resolve_pair_margin)
 
 from .conftest import clustered_unit_rows
 
@@ -141,8 +143,9 @@ def test_label_free_fit_runs_rounds(lfw_subset):
     # 5 epochs a round: the weight average needs a few (see n_epochs).
     emb = DANetEmbedder(k=10, n_epochs=5, n_rounds=2, random_state=0).fit(X)
     assert {h["round"] for h in emb.history_} == {1, 2}
+    # transform's output is scaled so that its radius is eps_.
     Z = emb.transform(X)
-    pred = DBSCAN(eps=emb.network_.config["eps"], min_samples=1).fit_predict(Z)
+    pred = DBSCAN(eps=emb.eps_, min_samples=1).fit_predict(Z)
     assert bcubed_f_score(y, pred) > 0.5
 
 
@@ -278,6 +281,20 @@ def test_label_free_radius_is_the_loss_boundary(lfw_subset):
     X, _ = lfw_subset
     emb = DANetEmbedder(k=10, n_epochs=1, n_rounds=2, pair_margin=0.6, random_state=0).fit(X)
     assert emb.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * 0.6))
+
+
+def test_auto_pair_margin_depends_on_the_training_mode(lfw_subset):
+    # The default margin is looser label-free, where it is also the radius,
+    # and each network stores the margin it was trained at.
+    X, y = lfw_subset
+    free = DANetEmbedder(k=10, n_epochs=1, n_rounds=1, random_state=0).fit(X)
+    assert free.network_.config["pair_margin"] == LABEL_FREE_PAIR_MARGIN
+    assert free.network_.config["eps"] == pytest.approx(np.sqrt(2 - 2 * LABEL_FREE_PAIR_MARGIN))
+    supervised = DANetEmbedder(k=10, n_epochs=1, random_state=0).fit(X, y)
+    assert supervised.network_.config["pair_margin"] == SUPERVISED_PAIR_MARGIN
+    assert LABEL_FREE_PAIR_MARGIN < SUPERVISED_PAIR_MARGIN
+    # A given margin is used by both modes.
+    assert resolve_pair_margin(0.6, supervised=True) == resolve_pair_margin(0.6, supervised=False)
 
 
 def test_label_free_network_is_the_weight_average(lfw_subset, monkeypatch):

@@ -178,7 +178,7 @@ def test_labels_one_identity_or_all_singletons(Est):
     "param, value",
     [("k", 0), ("tau", 1.5), ("tau", "otsu"), ("max_chain_length", 0), ("n_epochs", 0),
      ("learning_rate", -1.0), ("chain_network", "gru"), ("pair_margin", 1.0),
-     ("validation_fraction", 1.0), ("graph_method", "annoy")],
+     ("pair_margin", "loose"), ("validation_fraction", 1.0), ("graph_method", "annoy")],
 )
 def test_out_of_range_parameters(Est, param, value):
     X, _ = data()

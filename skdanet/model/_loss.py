@@ -120,6 +120,24 @@ def _same_identity(labels, same):
     return labels[:, None] == labels[None, :] if same is None else same
 
 
+# The loss's boundary by training mode, for pair_margin="auto". Label-free,
+# the boundary is also the clustering radius (scaled to the set) and sets the
+# radii at which pseudo-label clusters are pulled together in training: a
+# looser one joins more of each person's odd photos on both real sets.
+# Supervised, the radius is calibrated on held-out people and the margin only
+# shapes training, where the tighter boundary clusters unseen people better.
+LABEL_FREE_PAIR_MARGIN = 0.65
+SUPERVISED_PAIR_MARGIN = 0.7
+
+
+def resolve_pair_margin(pair_margin, *, supervised):
+    """The cosine margin the loss trains at: ``pair_margin``, or for "auto" the
+    default of the training mode (supervised or label-free)."""
+    if pair_margin == "auto":
+        return SUPERVISED_PAIR_MARGIN if supervised else LABEL_FREE_PAIR_MARGIN
+    return float(pair_margin)
+
+
 def margin_radius(pair_margin):
     """Euclidean radius between unit vectors at the loss's cosine margin.
 

@@ -21,7 +21,7 @@ from ..utils._parallel import map_blocks, row_blocks
 from ..utils._progress import EpochTable
 from ._averaging import ExponentialWeightAverage
 from ._embedding import embed_reference_nodes
-from ._loss import margin_radius, pair_loss
+from ._loss import margin_radius, pair_loss, resolve_pair_margin
 from ._modules import DANet
 from ._network import TrainedNetwork
 from ._sampling import neighbourhood_batches
@@ -57,7 +57,7 @@ class TrainingParams:
     max_epoch_steps: int | None = 16
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
-    pair_margin: float = 0.7
+    pair_margin: float | str = "auto"
     pair_scale: float = 30.0
     validation_fraction: float = 0.2
     n_iter_no_change: int = 5
@@ -152,7 +152,8 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
     network : TrainedNetwork
     history : list of dict
     """
-    est = params
+    est = replace(params, pair_margin=resolve_pair_margin(params.pair_margin,
+                                                          supervised=y is not None))
     config = {
         "in_features": int(reference.shape[1]),
         "hidden_size": int(est.hidden_size),
