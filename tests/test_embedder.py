@@ -14,8 +14,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdanet import DANetEmbedder
 from skdanet.metrics import bcubed_f_score
-from skdanet.model._loss import (LABEL_FREE_PAIR_MARGIN, SUPERVISED_PAIR_MARGIN,
-                                 resolve_pair_margin)
+from skdanet.model._loss import (
+    LABEL_FREE_PAIR_MARGIN,
+    SUPERVISED_PAIR_MARGIN,
+    resolve_pair_margin,
+)
 
 from .conftest import clustered_unit_rows
 
