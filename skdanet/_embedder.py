@@ -210,7 +210,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         The trained (or given) network; ``network_.config["eps"]`` is its
         radius in the learned space before expansion (calibrated on held-out
         identities when trained with labels; the loss's boundary
-        ``sqrt(2 - 2 * pair_margin)`` when trained without).
+        ``sqrt(2 - 2 * m)`` when trained without, ``m`` the margin it was
+        trained at, ``network_.config["pair_margin"]``).
     eps_ : float
         The DBSCAN radius for the output of ``transform``: 0.5, DBSCAN's
         default, by construction (see ``output_scale_``).
