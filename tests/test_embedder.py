@@ -296,8 +296,9 @@ def test_auto_pair_margin_depends_on_the_training_mode(lfw_subset):
     supervised = DANetEmbedder(k=10, n_epochs=1, random_state=0).fit(X, y)
     assert supervised.network_.config["pair_margin"] == SUPERVISED_PAIR_MARGIN
     assert LABEL_FREE_PAIR_MARGIN < SUPERVISED_PAIR_MARGIN
-    # A given margin is used by both modes.
-    assert resolve_pair_margin(0.6, supervised=True) == resolve_pair_margin(0.6, supervised=False)
+    # A given margin is used as given by both modes.
+    assert resolve_pair_margin(0.6, supervised=True) == 0.6
+    assert resolve_pair_margin(0.6, supervised=False) == 0.6
 
 
 def test_label_free_network_is_the_weight_average(lfw_subset, monkeypatch):
