@@ -37,9 +37,10 @@ train, test = split_identities(y, test_size=0.5, random_state=0)
 epochs = 5 if SMALL else 20
 
 # 1. No labels at all: a pipeline on the faces to cluster. DANetEmbedder scales
-#    its output so that DBSCAN's default radius (0.5, its eps_) is the
-#    network's; min_samples=1 keeps LFW's many one-photo people as clusters of
-#    their own instead of noise (DBSCAN's default min_samples is 5).
+#    its output so that at DBSCAN's default radius (0.5, its eps_) DBSCAN
+#    clusters these faces as DensityChainClustering would, as closely as one
+#    radius can; min_samples=1 keeps LFW's many one-photo people as clusters
+#    of their own instead of noise (DBSCAN's default min_samples is 5).
 pipe = Pipeline([("danet", DANetEmbedder(n_epochs=epochs, n_rounds=2, random_state=0)),
                  ("dbscan", DBSCAN(min_samples=1))])
 labels = pipe.fit_predict(X[test])

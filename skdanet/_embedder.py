@@ -87,12 +87,12 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     The output is ready for :class:`sklearn.cluster.DBSCAN` at its defaults:
     each face's embedding is averaged with its most similar neighbours'
     (query expansion, as :class:`DensityChainClustering` does) and scaled so
-    that the network's radius, guarded against chaining on this set, is
-    ``eps_ = 0.5``, DBSCAN's default. So ``Pipeline([DANetEmbedder(),
-    DBSCAN()])`` works as written, and ``DBSCAN(eps=emb.eps_,
-    min_samples=1)`` (which keeps people with fewer than ``min_samples``
-    photos out of the noise) gives exactly the clusterer's rule without its
-    merging stage.
+    that the one DBSCAN radius that best reproduces the clusterer's clusters
+    of the fitted faces is ``eps_ = 0.5``, DBSCAN's default. So
+    ``Pipeline([DANetEmbedder(), DBSCAN()])`` works as written, and
+    ``DBSCAN(eps=emb.eps_, min_samples=1)`` (which keeps people with fewer
+    than ``min_samples`` photos out of the noise) comes as close to the
+    clusterer with the same network as one radius can.
 
     Input rows are L2-normalised internally (a copy: ``X`` is never modified);
     only their direction matters. An all-zero row has no direction: it is
@@ -217,10 +217,15 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         default, by construction (see ``output_scale_``).
     output_scale_ : float
         The norm of every output row: the unit-norm expanded embedding is
-        multiplied by it so that the network's radius, set to the fitted
-        faces as :class:`DensityChainClustering` sets it (see its
-        ``radius_``), carried into the expanded space and lowered by the
-        percolation guard, becomes ``eps_``. Divide by it for unit vectors.
+        multiplied by it so that the radius chosen on the fitted faces
+        becomes ``eps_``. That radius is, of the clusterer's one-stage
+        radius (the network's radius set to the faces as
+        :class:`DensityChainClustering` sets it, carried into the expanded
+        space and lowered by the percolation guard) times
+        :data:`~skdanet.cluster.ONE_STAGE_MULTIPLES`, the one at which DBSCAN
+        (``min_samples=1``) agrees best with the clusterer's whole rule,
+        merging and reciprocal links included; no labels are read. Divide by
+        it for unit vectors.
     graph_ : skdanet.graph.DensityGraph
         The density graph of the fitted faces (kNN lists, density, chains,
         clique threshold and search index), through which ``transform``
@@ -553,7 +558,7 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         -------
         X_new : ndarray (dask array for dask input) of shape (n_samples, n_components)
             Rows of norm ``output_scale_``, in which DBSCAN at ``eps_`` (0.5)
-            links faces; float32 for float32 input, float64 otherwise.
+            clusters faces as the clusterer does, as closely as one radius can; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
         if is_dask_array(X):
@@ -579,18 +584,18 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _default_rule(self):
         """skdanet's default clustering rule, on ``n_jobs`` workers.
 
-        Label-free training re-labels with it; its expansion and guard shape
-        the output, which DBSCAN clusters at its default radius (and
-        ``min_samples=1`` for the network's own rule); see ``output_scale_``.
+        Label-free training re-labels with it; its expansion and its
+        one-stage radius shape the output, which DBSCAN clusters at its
+        default radius; see ``output_scale_``.
         """
         return ClusteringRule(n_jobs=resolve_n_jobs(self.n_jobs))
 
     def _expanded_output(self):
         """The fitted faces' expanded embedding and the scale of the output, computed once.
 
-        The output's rule: the default expansion, and the network's radius as
-        the rule sets it on this set, carried into the expanded space and
-        lowered by the guard.
+        The output's rule: the default expansion, and the one DBSCAN radius
+        that best reproduces the whole rule on the fitted faces
+        (:meth:`~skdanet.cluster.ClusteringRule.one_stage_space`).
         """
         if self._output_state is None:
             space, radius = self._default_rule().one_stage_space(

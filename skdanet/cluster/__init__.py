@@ -33,6 +33,7 @@ from ._reciprocal import (
 )
 from ._rule import (
     DEFAULT_QUERY_EXPANSION,
+    ONE_STAGE_MULTIPLES,
     ClusteringResult,
     ClusteringRule,
     ExpandedSpace,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_JACCARD_EPS",
     "DEFAULT_QUERY_EXPANSION",
     "EPS_GRID",
+    "ONE_STAGE_MULTIPLES",
     "RAW_EPS_GRID",
     "ClusteringResult",
     "ClusteringRule",

@@ -11,7 +11,11 @@ One object owns every stage and every radius:
 3. DBSCAN, exact or over the kNN pairs (:func:`graph_dbscan`);
 4. merging of clusters with close mean embeddings (:func:`merge_clusters`);
 5. reciprocal links: clusters joined through a close pair of faces whose
-   k-reciprocal neighbourhoods overlap (:func:`reciprocal_links`).
+   k-reciprocal neighbourhoods overlap (:func:`reciprocal_links`);
+
+and the one DBSCAN radius that best reproduces all five on a set
+(:meth:`ClusteringRule.one_stage_space`), to which
+:class:`~skdanet.DANetEmbedder` scales its output.
 
 :class:`~skdanet.DensityChainClustering` runs it whole; label-free training
 re-labels with its expansion and its DBSCAN, so both cluster the same way.
@@ -22,7 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..graph import EXACT_SEARCH_MAX_ROWS
-from ._dbscan import exact_dbscan, graph_dbscan, knn_edge_distances
+from ._calibration import best_threshold
+from ._dbscan import (
+    edge_components,
+    exact_dbscan,
+    graph_dbscan,
+    knn_edge_distances,
+    number_by_first_point,
+    single_linkage_labels,
+)
 from ._expansion import expand_embedding, matched_radius
 from ._guard import percolation_safe_eps
 from ._merge import link_radius, merge_clusters
@@ -30,6 +42,11 @@ from ._partner import partner_scaled_radius
 from ._reciprocal import DEFAULT_JACCARD_EPS, DISTANCE_GATE, reciprocal_links
 
 DEFAULT_QUERY_EXPANSION = 4
+# Multiples of the guarded radius searched for the one DBSCAN radius that best
+# reproduces the whole rule: merging and reciprocal links join clusters
+# through pairs up to about DISTANCE_GATE times the radius apart, and a
+# label-free network links tighter than its radius before merging.
+ONE_STAGE_MULTIPLES = np.round(np.arange(0.90, 1.151, 0.01), 2)
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,9 @@ class ClusteringResult:
 
     ``eps``, ``merge_eps`` and ``min_merge_eps`` are in the expanded
     ``embedding``'s space; ``radius`` is the network's radius as the stages
-    used it (:meth:`ClusteringRule.radius_on_set`), in the space before expansion.
+    used it (:meth:`ClusteringRule.radius_on_set`), in the space before
+    expansion; ``space`` is the expanded space (``embedding`` with the map of
+    radii into it).
     """
 
     labels: np.ndarray
@@ -72,6 +91,7 @@ class ClusteringResult:
     min_merge_eps: float | None
     jaccard_eps: float | None = None
     radius: float | None = None
+    space: ExpandedSpace | None = None
 
 
 @dataclass(frozen=True)
@@ -153,20 +173,40 @@ class ClusteringRule:
         return partner_scaled_radius(radius, distances)
 
     def one_stage_space(self, Z, neighbors, radius, *, calibrated):
-        """``Z`` expanded, and the network's ``radius`` set to this set and guarded in it.
+        """``Z`` expanded, and the one DBSCAN radius in it that best reproduces the whole rule.
 
-        The rule's one-stage form, DBSCAN at that radius with no merging and
-        no links, which :class:`~skdanet.DANetEmbedder` scales its output to.
+        DBSCAN (``min_samples=1``) at one radius cannot merge clusters or
+        follow reciprocal links, which join clusters through pairs a little
+        farther apart than the radius. So the whole rule clusters ``Z``, and
+        of the guarded radius times :data:`ONE_STAGE_MULTIPLES` the one whose
+        DBSCAN clusters agree best with it (mean F, the tighter of equals) is
+        returned: what :class:`~skdanet.DANetEmbedder` scales its output to.
+        No labels are read; on a set where the later stages join nothing the
+        guarded radius itself reproduces the rule exactly.
 
         Returns
         -------
         space : ExpandedSpace
         eps : float
         """
-        distances = knn_edge_distances(Z, neighbors, n_jobs=self.n_jobs)
-        radius = self.radius_on_set(radius, distances, calibrated=calibrated)
-        space = self.expand(Z, neighbors, distances)
-        return space, self.guarded_radius(space, neighbors, radius)
+        whole = self.cluster(Z, neighbors, radius=radius, calibrated=calibrated)
+        space = whole.space
+        guarded = self.guarded_radius(space, neighbors, whole.radius)
+        radii = guarded * ONE_STAGE_MULTIPLES
+        by_radius = dict(zip(radii, self._single_linkage(space, neighbors, radii)))
+        eps, _ = best_threshold(by_radius.__getitem__, radii, whole.labels)
+        return space, eps
+
+    def _single_linkage(self, space, neighbors, radii):
+        """DBSCAN labels (``min_samples=1``) of ``space`` at each radius, as :meth:`dbscan` finds them."""
+        Z = space.embedding
+        if not self.on_knn_pairs(len(Z)):
+            yield from single_linkage_labels(Z, radii)
+            return
+        rows = np.repeat(np.arange(len(Z)), neighbors.shape[1])
+        for labels in edge_components(rows, neighbors.ravel(), space.distances.ravel(),
+                                      len(Z), radii):
+            yield number_by_first_point(labels.astype(np.int64))
 
     @staticmethod
     def guarded_radius(space, neighbors, radius):
@@ -257,7 +297,7 @@ class ClusteringRule:
                 labels = reciprocal_links(labels, neighbors, unexpanded, jaccard_eps=jaccard_eps,
                                           max_distance=DISTANCE_GATE * float(radius),
                                           n_jobs=self.n_jobs)
-        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps, radius)
+        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps, radius, space)
 
 
 class _NoTimer:
