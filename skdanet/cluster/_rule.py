@@ -181,8 +181,8 @@ class ClusteringRule:
         of the guarded radius times :data:`ONE_STAGE_MULTIPLES` the one whose
         DBSCAN clusters agree best with it (mean F, the tighter of equals) is
         returned: what :class:`~skdanet.DANetEmbedder` scales its output to.
-        No labels are read; on a set where the later stages join nothing the
-        guarded radius itself reproduces the rule exactly.
+        No labels are read. With a calibrated radius whose links join
+        nothing, the guarded radius itself reproduces the rule exactly.
 
         Returns
         -------
@@ -198,7 +198,10 @@ class ClusteringRule:
         return space, eps
 
     def _single_linkage(self, space, neighbors, radii):
-        """DBSCAN labels (``min_samples=1``) of ``space`` at each radius, as :meth:`dbscan` finds them."""
+        """DBSCAN labels (``min_samples=1``) of ``space`` at each radius.
+
+        Over all pairs or over the kNN pairs, as :meth:`dbscan` would find them.
+        """
         Z = space.embedding
         if not self.on_knn_pairs(len(Z)):
             yield from single_linkage_labels(Z, radii)
@@ -297,7 +300,8 @@ class ClusteringRule:
                 labels = reciprocal_links(labels, neighbors, unexpanded, jaccard_eps=jaccard_eps,
                                           max_distance=DISTANCE_GATE * float(radius),
                                           n_jobs=self.n_jobs)
-        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps, radius, space)
+        return ClusteringResult(labels, Z, float(eps), merge_eps, lowest, jaccard_eps, radius,
+                                space)
 
 
 class _NoTimer:
