@@ -5,6 +5,7 @@ import pytest
 from sklearn.cluster import DBSCAN
 
 from skdanet.cluster import (
+    EPS_GRID,
     ClusteringRule,
     expand_embedding,
     graph_dbscan,
@@ -332,7 +333,6 @@ def test_exact_dbscan_in_blocks_equals_scikit_learn(min_samples, monkeypatch):
 
 
 def test_single_linkage_labels_are_dbscan_at_every_radius():
-    from skdanet.cluster import EPS_GRID
     from skdanet.cluster._dbscan import number_by_first_point, single_linkage_labels
 
     Z, _ = clustered_unit_rows(400, 8, 20, 0.4, seed=5)
@@ -340,6 +340,19 @@ def test_single_linkage_labels_are_dbscan_at_every_radius():
     for eps, labels in zip(EPS_GRID, single_linkage_labels(Z, EPS_GRID)):
         expected = number_by_first_point(DBSCAN(eps=eps, min_samples=1).fit_predict(Z))
         np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("radii", [np.round(np.arange(0.45, 0.60, 0.01), 2), EPS_GRID])
+def test_single_linkage_from_the_smallest_radius_is_dbscan_at_every_radius(radii):
+    from skdanet.cluster._dbscan import number_by_first_point, single_linkage_from
+
+    Z, _ = clustered_unit_rows(400, 8, 20, 0.4, seed=5)
+    Z[5] = Z[6]
+    for eps, labels in zip(radii, single_linkage_from(Z, radii), strict=True):
+        expected = number_by_first_point(DBSCAN(eps=eps, min_samples=1).fit_predict(Z))
+        np.testing.assert_array_equal(labels, expected)
+    # One point: one cluster at every radius.
+    assert [list(lab) for lab in single_linkage_from(Z[:1], radii)] == [[0]] * len(radii)
 
 
 def test_partner_share_is_the_share_of_nearest_neighbours_within_the_radius():

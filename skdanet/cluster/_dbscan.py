@@ -200,6 +200,51 @@ def single_linkage_labels(Z, radii):
         yield number_by_first_point(labels.astype(np.int64))
 
 
+def single_linkage_from(Z, radii):
+    """DBSCAN labels (``min_samples=1``) of ``Z`` at each of ``radii``, over all pairs.
+
+    The same clusters as :func:`single_linkage_labels`, in mostly BLAS time
+    for radii within a narrow range: the clusters at the smallest radius
+    (:func:`exact_dbscan`), then only the pairs within the largest radius
+    that join two of those clusters, kept as the closest pair of each two
+    clusters (memory: O(n) plus one entry per two clusters that close).
+
+    Yields
+    ------
+    labels : ndarray of shape (n_samples,), int64, numbered by first point
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    radii = np.asarray(radii, dtype=np.float64)
+    base = exact_dbscan(Z, float(radii.min()))
+    sq = np.einsum("ij,ij->i", Z, Z)
+    a, b, d = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)], [np.empty(0)]
+    for rows, near in _pairs_within(Z, float(radii.max())):
+        r, c = np.nonzero(near)
+        r = rows[r]
+        across = base[r] < base[c]  # each pair of clusters once, never within one
+        r, c = r[across], c[across]
+        d2 = sq[r] + sq[c] - 2 * np.einsum("ij,ij->i", Z[r], Z[c])
+        a.append(base[r])
+        b.append(base[c])
+        d.append(np.sqrt(np.maximum(d2, 0)))
+        a, b, d = _closest_pairs(a, b, d)
+    n_base = int(base.max(initial=-1)) + 1
+    a, b, d = _closest_pairs(a, b, d)
+    for merged in edge_components(a[0], b[0], d[0], n_base, radii):
+        yield number_by_first_point(merged[base].astype(np.int64))
+
+
+def _closest_pairs(a, b, d):
+    """The lists of cluster pairs ``a``-``b`` at distances ``d``, reduced to one
+    array each holding the closest distance of each pair."""
+    a, b, d = np.concatenate(a), np.concatenate(b), np.concatenate(d)
+    order = np.lexsort((d, b, a))
+    a, b, d = a[order], b[order], d[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return [a[first]], [b[first]], [d[first]]
+
+
 def _prim_tree(Z):
     """Edges ``(rows, cols, lengths)`` of a Euclidean minimum spanning tree of the rows of ``Z``."""
     n = len(Z)

@@ -33,7 +33,7 @@ from ._dbscan import (
     graph_dbscan,
     knn_edge_distances,
     number_by_first_point,
-    single_linkage_labels,
+    single_linkage_from,
 )
 from ._expansion import expand_embedding, matched_radius
 from ._guard import percolation_safe_eps
@@ -200,11 +200,13 @@ class ClusteringRule:
     def _single_linkage(self, space, neighbors, radii):
         """DBSCAN labels (``min_samples=1``) of ``space`` at each radius.
 
-        Over all pairs or over the kNN pairs, as :meth:`dbscan` would find them.
+        Over all pairs or over the kNN pairs, as :meth:`dbscan` would find
+        them; over all pairs from the clusters at the smallest radius, which
+        the narrow range of radii makes cheaper than a spanning tree.
         """
         Z = space.embedding
         if not self.on_knn_pairs(len(Z)):
-            yield from single_linkage_labels(Z, radii)
+            yield from single_linkage_from(Z, radii)
             return
         rows = np.repeat(np.arange(len(Z)), neighbors.shape[1])
         for labels in edge_components(rows, neighbors.ravel(), space.distances.ravel(),
