@@ -558,7 +558,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         -------
         X_new : ndarray (dask array for dask input) of shape (n_samples, n_components)
             Rows of norm ``output_scale_``, in which DBSCAN at ``eps_`` (0.5)
-            clusters faces as the clusterer does, as closely as one radius can; float32 for float32 input, float64 otherwise.
+            clusters faces as the clusterer does, as closely as one radius
+            can; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
         if is_dask_array(X):

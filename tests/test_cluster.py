@@ -355,6 +355,16 @@ def test_single_linkage_from_the_smallest_radius_is_dbscan_at_every_radius(radii
     assert [list(lab) for lab in single_linkage_from(Z[:1], radii)] == [[0]] * len(radii)
 
 
+def test_graph_single_linkage_is_graph_dbscan_at_every_radius():
+    from skdanet.cluster._dbscan import graph_single_linkage
+
+    Z, nb = _unit_rows_and_knn()
+    distances = knn_edge_distances(Z, nb)
+    radii = np.round(np.arange(0.3, 1.2, 0.1), 2)
+    for eps, labels in zip(radii, graph_single_linkage(nb, distances, radii), strict=True):
+        np.testing.assert_array_equal(labels, graph_dbscan(Z, nb, eps, 1, distances=distances))
+
+
 def test_partner_share_is_the_share_of_nearest_neighbours_within_the_radius():
     Z, nb = _unit_rows_and_knn()
     distances = knn_edge_distances(Z, nb)

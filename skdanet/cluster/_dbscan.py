@@ -196,7 +196,27 @@ def single_linkage_labels(Z, radii):
     """
     Z = np.asarray(Z, dtype=np.float64)
     rows, cols, lengths = _prim_tree(Z)
-    for labels in edge_components(rows, cols, lengths, len(Z), radii):
+    yield from _numbered_components(rows, cols, lengths, len(Z), radii)
+
+
+def graph_single_linkage(neighbors, distances, radii):
+    """DBSCAN labels (``min_samples=1``) at each radius, using only the kNN pairs.
+
+    The clusters of :func:`graph_dbscan` at each of ``radii``, from the
+    pairs' ``distances`` (:func:`knn_edge_distances`) alone: O(n k) per radius.
+
+    Yields
+    ------
+    labels : ndarray of shape (n_samples,), int64, numbered by first point
+    """
+    n = len(neighbors)
+    rows = np.repeat(np.arange(n), neighbors.shape[1])
+    yield from _numbered_components(rows, neighbors.ravel(), distances.ravel(), n, radii)
+
+
+def _numbered_components(rows, cols, dist, n, radii):
+    """:func:`edge_components` at each radius, numbered by first point (int64)."""
+    for labels in edge_components(rows, cols, dist, n, radii):
         yield number_by_first_point(labels.astype(np.int64))
 
 

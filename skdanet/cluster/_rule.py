@@ -28,11 +28,10 @@ import numpy as np
 from ..graph import EXACT_SEARCH_MAX_ROWS
 from ._calibration import best_threshold
 from ._dbscan import (
-    edge_components,
     exact_dbscan,
     graph_dbscan,
+    graph_single_linkage,
     knn_edge_distances,
-    number_by_first_point,
     single_linkage_from,
 )
 from ._expansion import expand_embedding, matched_radius
@@ -204,14 +203,9 @@ class ClusteringRule:
         them; over all pairs from the clusters at the smallest radius, which
         the narrow range of radii makes cheaper than a spanning tree.
         """
-        Z = space.embedding
-        if not self.on_knn_pairs(len(Z)):
-            yield from single_linkage_from(Z, radii)
-            return
-        rows = np.repeat(np.arange(len(Z)), neighbors.shape[1])
-        for labels in edge_components(rows, neighbors.ravel(), space.distances.ravel(),
-                                      len(Z), radii):
-            yield number_by_first_point(labels.astype(np.int64))
+        if self.on_knn_pairs(len(space.embedding)):
+            return graph_single_linkage(neighbors, space.distances, radii)
+        return single_linkage_from(space.embedding, radii)
 
     @staticmethod
     def guarded_radius(space, neighbors, radius):
