@@ -69,7 +69,7 @@ def _is_unknown(y):
 
 # Cosine between the mean directions of the fitted faces and of the network's
 # training faces below which they are taken for another extractor's (one
-# extractor's sets agree above 0.8, even 20 faces; another's are near 0).
+# extractor's sets agree above 0.8, even a single face; another's are near 0).
 _SAME_EXTRACTOR_MIN_AGREEMENT = 0.5
 
 # sklearn.cluster.DBSCAN's default radius: the output is scaled to it.
@@ -168,7 +168,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         A trained network: ``fit`` then only builds the graph of ``X`` and
         embeds through it, without training (transfer to unseen people). The
         training parameters above then have no effect (a warning says so
-        when one of them is not at its default).
+        when one of them is not at its default). Features of another
+        extractor than the network's are refused (``ValueError``): their mean
+        direction is compared with that of the network's training faces.
     graph_method : {"auto", "exact", "ivf", "hnsw"}, default="auto"
         kNN search: exact up to 30,000 faces, an inverted-file index above
         (deterministic, parallel over ``n_jobs``); HNSW (``pip install
@@ -505,13 +507,16 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if trained_on is not None:
             agreement = float(mean_direction(reference) @ np.asarray(trained_on))
             if agreement < _SAME_EXTRACTOR_MIN_AGREEMENT:
-                warnings.warn(
+                # Through a network of another extractor every face lands in
+                # one place (one cluster), so there is no result worth returning.
+                raise ValueError(
                     f"X does not look like the features this network was trained on: the "
                     f"mean directions of the two sets of faces have cosine {agreement:.2f} "
-                    "(faces of one extractor agree above 0.8). Features of another "
-                    "extractor, or transformed ones, need a network of their own: fit "
-                    "without network= (label-free) or train on labelled faces of this "
-                    "extractor.", UserWarning, stacklevel=4)
+                    f"(below {_SAME_EXTRACTOR_MIN_AGREEMENT}; faces of one extractor agree "
+                    "above 0.8, even a single face). Features of another extractor, or "
+                    "transformed ones (centred, whitened, projected), need a network of "
+                    "their own: fit without network= (label-free) or train on labelled "
+                    "faces of this extractor.")
         changed = [name for name, value in vars(TrainingParams.from_object(self)).items()
                    if value != getattr(TrainingParams, name)]
         if changed:

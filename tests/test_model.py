@@ -401,23 +401,29 @@ def test_a_large_declared_array_in_a_small_file_is_refused(trained, tmp_path):
         TrainedNetwork.load(path)
 
 
-def test_a_network_warns_on_features_of_another_extractor(lfw_people):
+def test_a_network_refuses_features_of_another_extractor(lfw_people):
     # The shipped dlib network on rotated features (another "extractor": same
-    # statistics, another basis) would collapse them; it must say so.
+    # statistics, another basis) would collapse them into one cluster; it must
+    # refuse them, in the embedder and in the clusterer, and accept dlib faces.
     import warnings
 
-    from skdanet import DANetEmbedder
+    from skdanet import DANetEmbedder, DensityChainClustering
     from skdanet.datasets import make_face_like
 
     net = TrainedNetwork.pretrained("dlib128")
     assert len(net.config["feature_direction"]) == 128
     X_other, _ = make_face_like(300, random_state=0)
-    with pytest.warns(UserWarning, match="another extractor"):
+    with pytest.raises(ValueError, match="another extractor.*fit without network="):
         DANetEmbedder(network=net).fit(X_other)
+    model = DensityChainClustering(network=net)
+    with pytest.raises(ValueError, match="another extractor"):
+        model.fit(X_other)
+    assert not hasattr(model, "labels_")
     X, _ = lfw_people
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        DANetEmbedder(network=net).fit(X[:40])  # dlib faces: no warning
+        Z = DANetEmbedder(network=net).fit_transform(X[:40])  # dlib faces: accepted
+    assert np.all(np.isfinite(Z))
 
 
 @pytest.mark.parametrize("dtype", [">f4", np.longdouble, np.float16, np.int32])
