@@ -109,7 +109,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     tau : float or "auto", default="auto"
         Cosine similarity a neighbour needs to enter a face's pruned clique
         (Eq. 4). "auto" sets it from the raw features: the Otsu split of the
-        kNN similarities, which adapts to the feature extractor.
+        kNN similarities, which adapts to the feature extractor. Label-free
+        training reads what a same-person similarity is from that split
+        whatever ``tau`` is, so a given value only sizes cliques and chains.
     chain_threshold : float or "auto", default="auto"
         A chain stops when the next face's similarity falls below it; "auto"
         uses ``tau``.

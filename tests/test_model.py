@@ -215,6 +215,37 @@ def test_label_free_anchors_are_purer_than_the_chain_trees():
     assert anchor_r > 0.5  # still links most same-person pairs
 
 
+def test_label_free_pseudo_labels_read_the_extractors_scale_not_a_given_tau(lfw_people):
+    # A clique threshold a user gives (tau=0.9, below dlib's same-person
+    # similarities) sizes cliques only: the confident chain steps and the pairs
+    # left out of the loss follow the data's own Otsu split, as with "auto".
+    # Read from tau, label-free training chained different people together and
+    # collapsed them (LFW: pairwise precision near 0).
+    from skdanet import DensityChainClustering
+    from skdanet.datasets import load_lfw_features, split_identities
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.metrics import clustering_report
+    from skdanet.model._trainer import anchor_parents
+
+    X, y = load_lfw_features(return_X_y=True)
+    _, test = split_identities(y, test_size=0.5, random_state=0)
+    Xn = l2_normalize(X[test])
+    auto = build_density_graph(Xn, 30)
+    given = build_density_graph(Xn, 30, tau=0.9, stop_threshold=auto.stop_threshold)
+    assert auto.tau == auto.similarity_split == given.similarity_split > 0.9
+    assert given.tau == 0.9
+    np.testing.assert_array_equal(anchor_parents(given), anchor_parents(auto))
+
+    X, y = lfw_people
+    scores = {tau: clustering_report(y, DensityChainClustering(tau=tau, random_state=0)
+                                     .fit(X).labels_)
+              for tau in ("auto", 0.9)}
+    # Read from tau, these faces lose 0.03 of pairwise precision and 0.01 of F.
+    assert scores["auto"]["pairwise_f"] > 0.98
+    assert scores[0.9]["pairwise_p"] > 0.98
+    assert abs(scores[0.9]["pairwise_f"] - scores["auto"]["pairwise_f"]) < 0.005
+
+
 def test_label_free_pair_relation_follows_the_two_clustering_radii():
     # Brute-force reference for which pairs label-free training pulls together
     # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie
@@ -233,7 +264,7 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii():
     labels = np.unique(rng.integers(0, 12, size=40), return_inverse=True)[1]
     margin = 0.7
     trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
-                              graph=SimpleNamespace(tau=0.2),
+                              graph=SimpleNamespace(tau=0.9, similarity_split=0.2),
                               est=SimpleNamespace(pair_margin=margin), rule=ClusteringRule())
     means = np.array([Z[labels == c].mean(0) for c in range(labels.max() + 1)])
     means /= np.linalg.norm(means, axis=1, keepdims=True)

@@ -43,6 +43,11 @@ class DensityGraph:
         follows the chains, not the parameter.
     tau : float
         Clique threshold (Eq. 4).
+    similarity_split : float
+        The Otsu split of the kNN similarities (``tau`` when it is "auto"):
+        the extractor's own boundary between same-person and other pairs,
+        kept even when ``tau`` is given, for the rules that need that scale
+        and not the clique size a user chose.
     stop_threshold : float
         Chain stop threshold (Eq. 3).
     max_length : int
@@ -60,6 +65,7 @@ class DensityGraph:
     parent_sim: np.ndarray
     chains: np.ndarray
     tau: float
+    similarity_split: float
     stop_threshold: float
     max_length: int
     index: NeighborIndex | None = None
@@ -103,8 +109,9 @@ class DensityGraph:
             # The callback is not part of the graph (nor of its pickle).
             index.progress = None
         sims, idx = knn
+        split = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
         if tau == "auto":
-            tau = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
+            tau = split
         if stop_threshold in ("auto", None):
             stop_threshold = tau
         rho = density(sims)
@@ -114,7 +121,7 @@ class DensityGraph:
         chains = density_chains(parent, max_length)
         chains = chains[:, : max(1, int((chains >= 0).sum(axis=1).max(initial=1)))]
         return cls(sims, idx, rho, key, rank, parent, parent_sim, chains,
-                   float(tau), float(stop_threshold), int(max_length), index)
+                   float(tau), float(split), float(stop_threshold), int(max_length), index)
 
     @property
     def n_neighbors(self):

@@ -78,14 +78,15 @@ def anchor_parents(graph):
     """Chain parents kept for label-free pseudo-labels: only the confident steps.
 
     A tree of parent steps is transitive, so a single step across two people
-    joins them; at the clique threshold ``tau`` (the Otsu split of the kNN
-    similarities) that happens often. Steps are kept only at or above the mean similarity
-    of the kNN pairs above ``tau`` -- the typical similarity of a same-person
-    neighbour, on the extractor's own scale.
+    joins them; at the Otsu split of the kNN similarities that happens often.
+    Steps are kept only at or above the mean similarity of the kNN pairs above
+    the split -- the typical similarity of a same-person neighbour, on the
+    extractor's own scale, whatever clique threshold ``tau`` was chosen.
     """
     sims = graph.knn_sims[:, 1:]
-    upper = sims[sims >= graph.tau]
-    threshold = max(float(upper.mean()) if upper.size else graph.tau, graph.stop_threshold)
+    split = graph.similarity_split
+    upper = sims[sims >= split]
+    threshold = max(float(upper.mean()) if upper.size else split, graph.stop_threshold)
     return np.where(graph.parent_sim >= threshold, graph.parent, -1)
 
 
@@ -305,8 +306,9 @@ class _Trainer:
         Returns a function of the batch's nodes giving ``(same, known)``,
         boolean matrices for :func:`~skdanet.model._loss.pair_loss`.
         Same pseudo-label: pulled together. Different pseudo-labels but raw
-        similarity above the clique threshold: the pseudo-labels may have
-        split one person, so the pair is left out rather than pushed apart.
+        similarity above the Otsu split (the extractor's same-person scale,
+        not a given ``tau``, which only sizes cliques): the pseudo-labels may
+        have split one person, so the pair is left out rather than pushed apart.
         Given the current embedding ``Z``, the unit-norm means of the
         pseudo-label clusters decide too, at the two radii of
         DensityChainClustering: clusters within the link radius of each other
@@ -317,7 +319,7 @@ class _Trainer:
         transitive closure: single linkage over the means of a poor early
         embedding can chain everybody into one cluster.
         """
-        tau = self.graph.tau
+        split = self.graph.similarity_split
         merge_eps = margin_radius(self.est.pair_margin)
         pull_eps = self.rule.link_radius(merge_eps)
         means = None if Z is None else cluster_means(Z, labels)[0]
@@ -336,7 +338,7 @@ class _Trainer:
             F_ = self.reference[nodes]
             same = _spread(pull, inverse)
             known = _spread(push, inverse)
-            known &= F_ @ F_.T < tau
+            known &= F_ @ F_.T < split
             known |= same
             return (torch.as_tensor(same, device=self.device),
                     torch.as_tensor(known, device=self.device))
