@@ -105,7 +105,9 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     ----------
     k : int, default=30
         Neighbours per face in the kNN graph (clamped, with a warning, to
-        ``n_samples - 1``).
+        ``n_samples - 1``). Below 30 the search still returns 30, for the
+        Otsu split (``tau="auto"`` and label-free training's scale): a face's
+        few nearest are mostly its own person's.
     tau : float or "auto", default="auto"
         Cosine similarity a neighbour needs to enter a face's pruned clique
         (Eq. 4). "auto" sets it from the raw features: the Otsu split of the
@@ -429,7 +431,8 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                                   n_jobs=n_jobs, n_probe=self.n_probe,
                                   progress=BatchProgress(self.verbose, "kNN search",
                                                          len(reference)))
-            knn = knn_graph(reference, k, normalize=False, index=index)
+            knn = knn_graph(reference, DensityGraph.n_neighbors_to_search(k, len(reference)),
+                            normalize=False, index=index)
             index.progress = None  # not part of the fitted state (nor of its pickle)
         with timer("density and chains"):
             graph = DensityGraph.build(reference, k, tau=self.tau,

@@ -246,6 +246,36 @@ def test_label_free_pseudo_labels_read_the_extractors_scale_not_a_given_tau(lfw_
     assert abs(scores[0.9]["pairwise_f"] - scores["auto"]["pairwise_f"]) < 0.005
 
 
+def test_the_similarity_split_does_not_shrink_with_k():
+    # A face's 10 nearest are mostly its own person's, so their Otsu split
+    # would rise towards same-person similarities (0.946 here against 0.941),
+    # and label-free training would push people's own photos apart. The split
+    # reads each face's 30 nearest for any smaller k; the graph keeps k.
+    from skdanet import DANetEmbedder
+    from skdanet.datasets import load_lfw_features, split_identities
+    from skdanet.graph import build_density_graph, knn_graph, l2_normalize
+    from skdanet.graph._clique import otsu_threshold
+
+    X, y = load_lfw_features(return_X_y=True)
+    _, test = split_identities(y, test_size=0.5, random_state=0)
+    Xn = l2_normalize(X[test])
+    sims30, _ = knn_graph(Xn, 30)
+    sims10, idx10 = knn_graph(Xn, 10)
+    small, large = build_density_graph(Xn, 10), build_density_graph(Xn, 30)
+    assert small.similarity_split == large.similarity_split == otsu_threshold(sims30[:, 1:])
+    assert otsu_threshold(sims10[:, 1:]) > small.similarity_split + 0.003
+    # The same 10 nearest (up to the order of equally similar faces).
+    np.testing.assert_allclose(small.knn_sims, sims10, atol=1e-6)
+    rows, cols = np.nonzero(small.knn_indices != idx10)
+    assert len(rows) < 10
+    a, b = Xn[small.knn_indices[rows, cols]], Xn[idx10[rows, cols]]
+    np.testing.assert_allclose(np.sum(Xn[rows] * a, 1), np.sum(Xn[rows] * b, 1), atol=1e-6)
+    assert small.n_neighbors == 10
+    emb = DANetEmbedder(k=10, network=TrainedNetwork.pretrained("dlib128")).fit(X[test][:300])
+    assert emb.graph_.n_neighbors == 10
+    assert emb.tau_ == build_density_graph(l2_normalize(X[test][:300]), 30).tau
+
+
 def test_label_free_pair_relation_follows_the_two_clustering_radii():
     # Brute-force reference for which pairs label-free training pulls together
     # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie

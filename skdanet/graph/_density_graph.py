@@ -18,6 +18,11 @@ from ._density import density, density_rank, is_higher, tie_break_key
 from ._ivf import N_PROBE
 from ._knn import NeighborIndex, knn_graph
 
+# Neighbours per face whose similarities give the Otsu split, whatever ``k``:
+# a face's few nearest are mostly its own person's, so over a small k the split
+# would rise towards same-person similarities and stop meaning the boundary.
+SPLIT_NEIGHBORS = 30
+
 
 @dataclass
 class DensityGraph:
@@ -44,7 +49,9 @@ class DensityGraph:
     tau : float
         Clique threshold (Eq. 4).
     similarity_split : float
-        The Otsu split of the kNN similarities (``tau`` when it is "auto"):
+        The Otsu split of the similarities of each face's
+        :data:`SPLIT_NEIGHBORS` nearest (or ``k``, if more; ``tau`` when it
+        is "auto"):
         the extractor's own boundary between same-person and other pairs,
         kept even when ``tau`` is given, for the rules that need that scale
         and not the clique size a user chose.
@@ -70,6 +77,13 @@ class DensityGraph:
     max_length: int
     index: NeighborIndex | None = None
 
+    @staticmethod
+    def n_neighbors_to_search(n_neighbors, n_samples):
+        """Neighbours per face the kNN search returns for a graph of ``n_neighbors``:
+        at least :data:`SPLIT_NEIGHBORS` (for the similarity split), at most
+        ``n_samples - 1``, never fewer than ``n_neighbors``."""
+        return max(n_neighbors, min(SPLIT_NEIGHBORS, n_samples - 1))
+
     @classmethod
     def build(cls, X, n_neighbors, *, tau="auto", stop_threshold="auto", max_length=4,
               method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE, index=None, knn=None,
@@ -93,7 +107,9 @@ class DensityGraph:
             A prebuilt index over ``X``; otherwise one is built (unless ``knn``
             is given).
         knn : tuple (sims, indices), optional
-            The result of :func:`~skdanet.graph.knn_graph` on ``X``.
+            The result of :func:`~skdanet.graph.knn_graph` on ``X``, with
+            :meth:`n_neighbors_to_search` neighbours (more than
+            ``n_neighbors`` only feed the similarity split).
         progress : callable, optional
             Progress callback of the kNN search (see :class:`NeighborIndex`).
 
@@ -105,11 +121,13 @@ class DensityGraph:
             if index is None:
                 index = NeighborIndex(X, method=method, random_state=random_state,
                                       n_jobs=n_jobs, n_probe=n_probe, progress=progress)
-            knn = knn_graph(X, n_neighbors, normalize=False, index=index)
+            knn = knn_graph(X, cls.n_neighbors_to_search(n_neighbors, np.shape(X)[0]),
+                            normalize=False, index=index)
             # The callback is not part of the graph (nor of its pickle).
             index.progress = None
         sims, idx = knn
         split = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
+        sims, idx = sims[:, : n_neighbors + 1], idx[:, : n_neighbors + 1]
         if tau == "auto":
             tau = split
         if stop_threshold in ("auto", None):
