@@ -51,10 +51,9 @@ class DensityGraph:
     similarity_split : float
         The Otsu split of the similarities of each face's
         :data:`SPLIT_NEIGHBORS` nearest (or ``k``, if more; ``tau`` when it
-        is "auto"):
-        the extractor's own boundary between same-person and other pairs,
-        kept even when ``tau`` is given, for the rules that need that scale
-        and not the clique size a user chose.
+        is "auto"): the extractor's own boundary between same-person and
+        other pairs, kept even when ``tau`` is given, for the rules that need
+        that scale and not the clique size a user chose.
     stop_threshold : float
         Chain stop threshold (Eq. 3).
     max_length : int
