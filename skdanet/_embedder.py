@@ -18,9 +18,7 @@ from .cluster import ClusteringRule
 from .graph import (
     N_PROBE,
     DensityGraph,
-    NeighborIndex,
     clamp_n_neighbors,
-    knn_graph,
     l2_normalize,
 )
 from .model import (
@@ -426,18 +424,12 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         reference = l2_normalize(X, zero_rows="warn")
         self._check_network(reference)
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
-        with timer("kNN graph"):
-            index = NeighborIndex(reference, method=self.graph_method, random_state=seed,
-                                  n_jobs=n_jobs, n_probe=self.n_probe,
-                                  progress=BatchProgress(self.verbose, "kNN search",
-                                                         len(reference)))
-            knn = knn_graph(reference, DensityGraph.n_neighbors_to_search(k, len(reference)),
-                            normalize=False, index=index)
-            index.progress = None  # not part of the fitted state (nor of its pickle)
-        with timer("density and chains"):
-            graph = DensityGraph.build(reference, k, tau=self.tau,
-                                       stop_threshold=self.chain_threshold,
-                                       max_length=self.max_chain_length, index=index, knn=knn)
+        graph = DensityGraph.build(
+            reference, k, tau=self.tau, stop_threshold=self.chain_threshold,
+            max_length=self.max_chain_length, method=self.graph_method, random_state=seed,
+            n_jobs=n_jobs, n_probe=self.n_probe,
+            progress=BatchProgress(self.verbose, "kNN search", len(reference)),
+            stage_timer=timer)
         if self.network is not None:
             network, history = self.network, []
         else:

@@ -435,6 +435,30 @@ def test_parent_forest_functions_refuse_bad_parents_instead_of_looping():
     np.testing.assert_array_equal(chain_roots(path), np.full(n, n - 1))
 
 
+def test_build_times_the_search_apart_from_the_rest_and_drops_the_callback(small_faces):
+    from contextlib import contextmanager
+
+    from skdanet.graph import DensityGraph
+
+    X = l2_normalize(small_faces[0])
+    stages, batches = [], []
+
+    @contextmanager
+    def stage_timer(name):
+        stages.append(name)
+        yield
+
+    # The IVF search reports its chunks to ``progress``.
+    g = DensityGraph.build(X, 10, method="ivf", progress=lambda *a: batches.append(a),
+                           stage_timer=stage_timer)
+    assert stages == ["kNN graph", "density and chains"] and batches
+    assert g.index.progress is None  # not part of the graph, nor of its pickle
+    plain = DensityGraph.build(X, 10, method="ivf")
+    for name in ("knn_indices", "density", "rank", "parent", "chains"):
+        np.testing.assert_array_equal(getattr(g, name), getattr(plain, name))
+    assert (g.tau, g.similarity_split) == (plain.tau, plain.similarity_split)
+
+
 def test_chain_memory_follows_the_chains_not_the_parameter(small_faces):
     from skdanet import DANetEmbedder
     from skdanet.graph import DensityGraph

@@ -8,6 +8,7 @@ clique threshold (Eq. 4). It builds itself from L2-normalised faces
 pruned clique against the reference faces, the route ``transform`` takes.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,7 @@ class DensityGraph:
     @classmethod
     def build(cls, X, n_neighbors, *, tau="auto", stop_threshold="auto", max_length=4,
               method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE, index=None, knn=None,
-              progress=None):
+              progress=None, stage_timer=None):
         """Run the whole graph core on the L2-normalised rows of ``X``.
 
         Parameters
@@ -111,19 +112,31 @@ class DensityGraph:
             ``n_neighbors`` only feed the similarity split).
         progress : callable, optional
             Progress callback of the kNN search (see :class:`NeighborIndex`).
+        stage_timer : callable, optional
+            ``stage_timer(name)`` returns a context manager that times the
+            stage ``name``: "kNN graph", then "density and chains", so that a
+            caller reports the search apart from the rest.
 
         Returns
         -------
         DensityGraph
         """
-        if knn is None:
-            if index is None:
-                index = NeighborIndex(X, method=method, random_state=random_state,
-                                      n_jobs=n_jobs, n_probe=n_probe, progress=progress)
-            knn = knn_graph(X, cls.n_neighbors_to_search(n_neighbors, np.shape(X)[0]),
-                            normalize=False, index=index)
-            # The callback is not part of the graph (nor of its pickle).
-            index.progress = None
+        stage = stage_timer or (lambda name: nullcontext())
+        with stage("kNN graph"):
+            if knn is None:
+                if index is None:
+                    index = NeighborIndex(X, method=method, random_state=random_state,
+                                          n_jobs=n_jobs, n_probe=n_probe, progress=progress)
+                knn = knn_graph(X, cls.n_neighbors_to_search(n_neighbors, np.shape(X)[0]),
+                                normalize=False, index=index)
+                # The callback is not part of the graph (nor of its pickle).
+                index.progress = None
+        with stage("density and chains"):
+            return cls._from_knn(X, knn, n_neighbors, tau, stop_threshold, max_length, index)
+
+    @classmethod
+    def _from_knn(cls, X, knn, n_neighbors, tau, stop_threshold, max_length, index):
+        """The graph core past the kNN search: split, density, order, chains."""
         sims, idx = knn
         split = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
         sims, idx = sims[:, : n_neighbors + 1], idx[:, : n_neighbors + 1]
