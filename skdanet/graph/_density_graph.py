@@ -86,8 +86,8 @@ class DensityGraph:
 
     @classmethod
     def build(cls, X, n_neighbors, *, tau="auto", stop_threshold="auto", max_length=4,
-              method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE, index=None, knn=None,
-              progress=None, stage_timer=None):
+              method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE, index=None, progress=None,
+              stage_timer=None):
         """Run the whole graph core on the L2-normalised rows of ``X``.
 
         Parameters
@@ -104,12 +104,9 @@ class DensityGraph:
         method, random_state, n_jobs, n_probe
             kNN search settings, see :func:`~skdanet.graph.knn_graph`.
         index : NeighborIndex, optional
-            A prebuilt index over ``X``; otherwise one is built (unless ``knn``
-            is given).
-        knn : tuple (sims, indices), optional
-            The result of :func:`~skdanet.graph.knn_graph` on ``X``, with
-            :meth:`n_neighbors_to_search` neighbours (more than
-            ``n_neighbors`` only feed the similarity split).
+            A prebuilt index over ``X``; otherwise one is built. The search
+            returns :meth:`n_neighbors_to_search` neighbours per face (more
+            than ``n_neighbors`` only feed the similarity split).
         progress : callable, optional
             Progress callback of the kNN search (see :class:`NeighborIndex`).
         stage_timer : callable, optional
@@ -123,14 +120,13 @@ class DensityGraph:
         """
         stage = stage_timer or (lambda name: nullcontext())
         with stage("kNN graph"):
-            if knn is None:
-                if index is None:
-                    index = NeighborIndex(X, method=method, random_state=random_state,
-                                          n_jobs=n_jobs, n_probe=n_probe, progress=progress)
-                knn = knn_graph(X, cls.n_neighbors_to_search(n_neighbors, np.shape(X)[0]),
-                                normalize=False, index=index)
-                # The callback is not part of the graph (nor of its pickle).
-                index.progress = None
+            if index is None:
+                index = NeighborIndex(X, method=method, random_state=random_state,
+                                      n_jobs=n_jobs, n_probe=n_probe, progress=progress)
+            knn = knn_graph(X, cls.n_neighbors_to_search(n_neighbors, np.shape(X)[0]),
+                            normalize=False, index=index)
+            # The callback is not part of the graph (nor of its pickle).
+            index.progress = None
         with stage("density and chains"):
             return cls._from_knn(X, knn, n_neighbors, tau, stop_threshold, max_length, index)
 
