@@ -11,7 +11,8 @@ from ``--data-dir``; skipped when absent) and ``face_like``
 
 Rows: raw-feature baselines (DBSCAN, also at its default ``min_samples=5``
 as the like-for-like baseline of the Pipeline with ``DBSCAN()``, HDBSCAN,
-average-link HAC, Infomap on a kNN graph when ``infomap`` is installed),
+average-link HAC, Infomap on a kNN graph when ``infomap`` is installed,
+Chinese Whispers, dlib's face clustering, on the same kNN graph),
 then DA-Net supervised (trained on the train half, clustering the unseen
 half through its own graph),
 label-free (trained on the unseen half itself, no labels; and the same
@@ -124,6 +125,40 @@ def infomap_labels(X, threshold, knn=None):
     return np.array([modules.get(i, -1) for i in range(len(X))], dtype=np.int64)
 
 
+def chinese_whispers_labels(X, threshold, knn=None, *, n_iter=100, seed=0):
+    """Chinese Whispers (dlib's face clustering) on the kNN graph's edges at or above
+    ``threshold``, weighted by cosine similarity (stronger here than dlib's
+    unweighted default). Each face, in a seeded random order, takes the label
+    of largest edge weight among its neighbours, for at most ``n_iter`` sweeps."""
+    sims, idx = knn if knn is not None else knn_graph(X, INFOMAP_K)
+    n = len(X)
+    rows = np.repeat(np.arange(n), sims.shape[1] - 1)
+    cols, w = idx[:, 1:].ravel(), sims[:, 1:].ravel()
+    keep = w >= threshold
+    # Both directions of each edge, grouped by the face they belong to.
+    heads = np.concatenate([rows[keep], cols[keep]])
+    tails = np.concatenate([cols[keep], rows[keep]])
+    weights = np.concatenate([w[keep], w[keep]])
+    order = np.argsort(heads, kind="stable")
+    tails, weights = tails[order], weights[order]
+    starts = np.searchsorted(heads[order], np.arange(n + 1))
+    labels = np.arange(n)
+    rng = np.random.RandomState(seed)
+    for _ in range(n_iter):
+        changed = False
+        for i in rng.permutation(n):
+            lo, hi = starts[i], starts[i + 1]
+            if lo == hi:
+                continue
+            candidates, which = np.unique(labels[tails[lo:hi]], return_inverse=True)
+            best = candidates[np.bincount(which, weights=weights[lo:hi]).argmax()]
+            changed |= best != labels[i]
+            labels[i] = best
+        if not changed:
+            break
+    return labels
+
+
 def ideal_at_min_samples(y, min_samples):
     """The best labels DBSCAN with ``min_samples`` can give, from the true ones.
 
@@ -218,15 +253,23 @@ def raw_rows(Xn, y, tr, te, wanted):
     except ImportError:
         print("# infomap not installed: pip install -e '.[benchmarks]'", file=sys.stderr)
     else:
-        graphs = {}
-
-        def infomap_on(X, v):
-            if id(X) not in graphs:  # X is Xtr or Xte, alive for the whole function
-                graphs[id(X)] = knn_graph(X, INFOMAP_K)
-            return infomap_labels(X, v, graphs[id(X)])
-
-        add("Infomap raw (kNN graph)", INFOMAP_GRID, infomap_on)
+        add("Infomap raw (kNN graph)", INFOMAP_GRID, on_knn_graphs(infomap_labels))
+    # Chinese Whispers: what dlib and face_recognition users cluster with.
+    add("Chinese Whispers raw (kNN graph)", INFOMAP_GRID,
+        on_knn_graphs(chinese_whispers_labels))
     return rows
+
+
+def on_knn_graphs(graph_labels):
+    """``graph_labels(X, threshold, knn)`` as ``cluster(X, threshold)``, building each
+    array's kNN graph once (its first call, so a row's seconds include it)."""
+    graphs = {}
+
+    def cluster(X, threshold):
+        if id(X) not in graphs:  # X is a half's array, alive for the whole row
+            graphs[id(X)] = knn_graph(X, INFOMAP_K)
+        return graph_labels(X, threshold, graphs[id(X)])
+    return cluster
 
 
 def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
