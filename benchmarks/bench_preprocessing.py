@@ -40,10 +40,6 @@ from skdanet.metrics import clustering_report
 THRESHOLD_QUANTILES = np.linspace(0.30, 0.99, 24)
 
 
-def l2_only(X):
-    return l2_normalize(X)
-
-
 def centred(X):
     return l2_normalize(X - X.mean(axis=0))
 
@@ -56,7 +52,7 @@ def whitened(X):
     return l2_normalize(Xc @ vectors * scale)
 
 
-TRANSFORMS = {"L2-normalised (skdanet)": l2_only, "centred": centred,
+TRANSFORMS = {"L2-normalised (skdanet)": l2_normalize, "centred": centred,
               "PCA-whitened": whitened}
 
 
@@ -65,11 +61,11 @@ def threshold_grid(knn):
     return np.quantile(knn[0][:, 1:], THRESHOLD_QUANTILES)[::-1]
 
 
-def tuned_on_train(cluster, Xtr, ytr, Xte):
-    """``cluster(X, knn, threshold)`` tuned on the train half, applied to the other."""
-    knn_tr, knn_te = knn_graph(Xtr, INFOMAP_K), knn_graph(Xte, INFOMAP_K)
-    value, _ = best_threshold(lambda v: cluster(Xtr, knn_tr, v), threshold_grid(knn_tr), ytr)
-    return cluster(Xte, knn_te, value)
+def tuned_on_train(cluster, train, ytr, test):
+    """``cluster(X, knn, threshold)`` tuned on the train half, applied to the other;
+    ``train`` and ``test`` are each half's ``(X, knn)``."""
+    value, _ = best_threshold(lambda v: cluster(*train, v), threshold_grid(train[1]), ytr)
+    return cluster(*test, value)
 
 
 def dbscan_at(X, knn, threshold):
@@ -85,8 +81,10 @@ def run_seed(X, y, seed):
     rows = {}
     for name, transform in TRANSFORMS.items():
         Xtr, Xte = transform(X[tr]), transform(X[te])
-        methods = {"DBSCAN raw": lambda: tuned_on_train(dbscan_at, Xtr, y[tr], Xte),
-                   "Infomap raw": lambda: tuned_on_train(infomap_at, Xtr, y[tr], Xte),
+        # Each half's kNN graph, built once: Infomap's edges and both grids.
+        train, test = (Xtr, knn_graph(Xtr, INFOMAP_K)), (Xte, knn_graph(Xte, INFOMAP_K))
+        methods = {"DBSCAN raw": lambda: tuned_on_train(dbscan_at, train, y[tr], test),
+                   "Infomap raw": lambda: tuned_on_train(infomap_at, train, y[tr], test),
                    "DA-Net label-free": lambda: DensityChainClustering(
                        random_state=seed).fit_predict(Xte)}
         for method, run in methods.items():
