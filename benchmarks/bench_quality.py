@@ -39,8 +39,9 @@ leaves alone whose person has other photos): their share, how often their
 most similar face is another person's, and what the true clusters score with
 them left alone, the ceiling of any rule that cannot place them; and its
 mixed clusters: how much of what it wrongly joins is two people joined
-wholesale, and what its clusters score split by person, or with each
-person's clusters joined (the two one-sided ceilings).
+wholesale, what its clusters score split by person, or with each
+person's clusters joined (the two one-sided ceilings), and the cluster that
+joins the most people.
 
 ``--write`` writes the tables (and the command that made them) as an rst page.
 """
@@ -202,7 +203,8 @@ def mixed_anatomy(y, labels):
     joins; what a rule that only splits could reach) and each person's
     clusters joined, the clusters named by their majority person (no split
     people; what a rule that only joins could reach). Noise counts as
-    singletons.
+    singletons. And the cluster joining the most people: how many people, and
+    how many faces it holds.
     """
     codes = np.unique(np.where(labels < 0, -1 - np.arange(len(y)), labels),
                       return_inverse=True)[1].ravel()
@@ -215,7 +217,10 @@ def mixed_anatomy(y, labels):
     wholesale = wrong[second >= WHOLESALE_PHOTOS].sum() / wrong.sum() if wrong.any() else 0.0
     split = clustering_report(y, codes * (person.max() + 1) + person)
     joined = clustering_report(y, counts.argmax(axis=1)[codes])
+    people = (counts > 0).sum(axis=1)
+    most = int(np.argmax(people))
     return {"wholesale": wholesale,
+            "most_people": int(people[most]), "most_people_faces": int(sizes[most]),
             "split_pairwise_f": split["pairwise_f"], "split_bcubed_f": split["bcubed_f"],
             "joined_pairwise_f": joined["pairwise_f"], "joined_bcubed_f": joined["bcubed_f"]}
 
@@ -335,7 +340,7 @@ def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
     if "labels" in label_free:
         Xn = l2_normalize(np.asarray(X[te], dtype=np.float64))
         rows[STRAYS] = stray_anatomy(Xn, y[te], label_free["labels"])
-        rows[MIXED] = mixed_anatomy(y[te], label_free["labels"])
+        rows[MIXED] = {**mixed_anatomy(y[te], label_free["labels"]), "seed": seed}
     return rows
 
 
@@ -453,13 +458,18 @@ def mixed_lines(per_seed):
     def mean(key):
         return np.mean([r[MIXED][key] for r in per_seed])
 
+    worst = max((r[MIXED] for r in per_seed), key=lambda m: m["most_people"])
+    median_people = np.median([r[MIXED]["most_people"] for r in per_seed])
     return [(f"DA-Net label-free, errors on each side: {mean('wholesale'):.0%} of the wrongly "
              f"joined pairs lie in clusters joining two people wholesale (the second with "
              f"{WHOLESALE_PHOTOS} or more photos there), the rest a few photos of another "
              f"person in a cluster. Its clusters split by person score pairwise F "
              f"{mean('split_pairwise_f'):.4f} and "
              f"BCubed F {mean('split_bcubed_f'):.4f}; each person's clusters joined, "
-             f"{mean('joined_pairwise_f'):.4f} and {mean('joined_bcubed_f'):.4f}")]
+             f"{mean('joined_pairwise_f'):.4f} and {mean('joined_bcubed_f'):.4f}. "
+             f"The cluster joining the most people: {worst['most_people']} people in "
+             f"{worst['most_people_faces']} faces (split seed {worst['seed']}); on the median "
+             f"seed, {median_people:g} people")]
 
 
 def pipeline_targets(per_seed, metric):
