@@ -698,3 +698,19 @@ def test_ivf_candidates_above_the_bound_are_the_mask_definition():
         # k entries of this row reach kth: nothing at or below it can enter the top k.
         assert raised[i] == kth
     assert (np.bincount(row, minlength=len(S))[40:] == k).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_ivf_nearest_lists_take_the_lowest_of_tied_centroids(n_nearest, seed):
+    # Identical faces make identical centroids and argmax sends their rows to
+    # the lowest-numbered one: the probe order must reach that one first, and
+    # a tie at the cut must keep the lowest columns (a stable sort's choice).
+    from skdanet.graph._ivf import _nearest_first
+
+    rng = np.random.default_rng(seed)
+    S = rng.integers(0, 4, size=(30, 12)).astype(np.float32)  # many ties
+    got = _nearest_first(S.copy(), n_nearest)
+    expected = np.argsort(-S, axis=1, kind="stable")[:, :n_nearest]
+    np.testing.assert_array_equal(got[:, 0], S.argmax(axis=1))
+    np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(expected, axis=1))

@@ -78,18 +78,39 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None):
 
 
 def _nearest_first(S, n_nearest):
-    """Columns of each row's ``n_nearest`` largest entries of ``S``, the largest first."""
+    """Columns of each row's ``n_nearest`` largest entries of ``S``, the largest first.
+
+    Ties go to the lower column, as ``argmax`` breaks them when a row is
+    assigned to its list: identical faces can make identical centroids, and
+    only the lowest-numbered of those holds their rows, so a query must
+    probe that one.
+    """
     n_lists = S.shape[1]
     if n_nearest < n_lists:
         nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
+        _lowest_columns_among_ties(S, nearest)
     else:
         nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
     each_row = np.arange(len(S))
-    best = np.take_along_axis(S, nearest, axis=1).argmax(axis=1)
-    first = nearest[each_row, best]
-    nearest[each_row, best] = nearest[:, 0]
+    first = S.argmax(axis=1)
+    at = np.argmax(nearest == first[:, None], axis=1)
+    nearest[each_row, at] = nearest[:, 0]
     nearest[:, 0] = first
     return nearest
+
+
+def _lowest_columns_among_ties(S, nearest):
+    """Make ``nearest`` (columns of each row's largest entries, in place) take
+    the lowest columns among entries equal to its smallest value.
+
+    argpartition picks among ties in no defined order; rows where a tie
+    crosses the cut (rare: identical centroids) are redone by a stable sort.
+    """
+    cut = np.take_along_axis(S, nearest, axis=1).min(axis=1)
+    tied = np.count_nonzero(S == cut[:, None], axis=1)
+    kept = np.count_nonzero(np.take_along_axis(S, nearest, axis=1) == cut[:, None], axis=1)
+    for row in np.flatnonzero(tied > kept):
+        nearest[row] = np.argsort(-S[row], kind="stable")[: nearest.shape[1]]
 
 
 def _probed_lists(Q, centroids, n_probe):
