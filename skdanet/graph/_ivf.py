@@ -105,11 +105,12 @@ def _lowest_columns_among_ties(S, nearest):
 
     argpartition picks among ties in no defined order; rows where a tie
     crosses the cut (rare: identical centroids) are redone by a stable sort.
+    Every entry above the cut is kept, so a tie crosses it exactly where
+    more entries than ``nearest`` holds reach the cut.
     """
     cut = np.take_along_axis(S, nearest, axis=1).min(axis=1)
-    tied = np.count_nonzero(S == cut[:, None], axis=1)
-    kept = np.count_nonzero(np.take_along_axis(S, nearest, axis=1) == cut[:, None], axis=1)
-    for row in np.flatnonzero(tied > kept):
+    reaching = np.count_nonzero(S >= cut[:, None], axis=1)
+    for row in np.flatnonzero(reaching > nearest.shape[1]):
         nearest[row] = np.argsort(-S[row], kind="stable")[: nearest.shape[1]]
 
 
