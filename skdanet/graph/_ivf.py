@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
+from ._selection import largest_columns
 
 # Rows per list on average: the per-query cost is n_probe * LIST_SIZE exact
 # similarities plus n / LIST_SIZE centroid similarities.
@@ -80,38 +81,18 @@ def _nearest_centroids(X, centroids, n_nearest, pool=None):
 def _nearest_first(S, n_nearest):
     """Columns of each row's ``n_nearest`` largest entries of ``S``, the largest first.
 
-    Ties go to the lower column, as ``argmax`` breaks them when a row is
-    assigned to its list: identical faces can make identical centroids, and
-    only the lowest-numbered of those holds their rows, so a query must
-    probe that one.
+    Ties go to the lower column (:func:`largest_columns`), as ``argmax``
+    breaks them when a row is assigned to its list: identical faces can make
+    identical centroids, and only the lowest-numbered of those holds their
+    rows, so a query must probe that one.
     """
-    n_lists = S.shape[1]
-    if n_nearest < n_lists:
-        nearest = np.argpartition(S, kth=n_lists - n_nearest, axis=1)[:, n_lists - n_nearest :]
-        _lowest_columns_among_ties(S, nearest)
-    else:
-        nearest = np.broadcast_to(np.arange(n_lists), S.shape).copy()
+    nearest = largest_columns(S, n_nearest)
     each_row = np.arange(len(S))
     first = S.argmax(axis=1)
     at = np.argmax(nearest == first[:, None], axis=1)
     nearest[each_row, at] = nearest[:, 0]
     nearest[:, 0] = first
     return nearest
-
-
-def _lowest_columns_among_ties(S, nearest):
-    """Make ``nearest`` (columns of each row's largest entries, in place) take
-    the lowest columns among entries equal to its smallest value.
-
-    argpartition picks among ties in no defined order; rows where a tie
-    crosses the cut (rare: identical centroids) are redone by a stable sort.
-    Every entry above the cut is kept, so a tie crosses it exactly where
-    more entries than ``nearest`` holds reach the cut.
-    """
-    cut = np.take_along_axis(S, nearest, axis=1).min(axis=1)
-    reaching = np.count_nonzero(S >= cut[:, None], axis=1)
-    for row in np.flatnonzero(reaching > nearest.shape[1]):
-        nearest[row] = np.argsort(-S[row], kind="stable")[: nearest.shape[1]]
 
 
 def _probed_lists(Q, centroids, n_probe):
@@ -276,8 +257,7 @@ def _search_block(block, Q, k, R_by_list, centroids, members, offsets, n_probe):
     idx = np.full((n_q, k), -1, dtype=np.int64)
     for q, lo, S in _list_products(Q, np.arange(n_q), probes[:, 0], R_by_list, offsets):
         m = min(k, S.shape[1])
-        # argpartition of S itself: partitioning a negated copy costs twice as much.
-        top = np.argpartition(S, kth=S.shape[1] - m, axis=1)[:, S.shape[1] - m :]
+        top = largest_columns(S, m)
         sims[q, :m] = np.take_along_axis(S, top, axis=1)
         idx[q, :m] = members[lo + top]
     bound = sims.min(axis=1)
@@ -309,10 +289,9 @@ def _entries_above(S, bound, k):
     count = np.bincount(row, minlength=len(S))
     crowded = np.flatnonzero(count > k)
     if crowded.size:
-        top = np.argpartition(S[crowded], kth=n - k, axis=1)[:, n - k :]
+        top = largest_columns(S[crowded], k)
         bound = bound.copy()
-        bound[crowded] = S[crowded, top[:, 0]]
-        top.sort(axis=1)
+        bound[crowded] = np.take_along_axis(S[crowded], top, axis=1).min(axis=1)
         capped = (crowded[:, None] * n + top).ravel()
         above = np.sort(np.concatenate([above[count[row] <= k], capped]))
         row = above // n

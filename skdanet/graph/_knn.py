@@ -27,6 +27,7 @@ from sklearn.utils import check_array
 from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import N_PROBE, IVFIndex
+from ._selection import largest_columns
 
 # Below this many reference rows the exact blocked search is both fast enough
 # and exact; above it the inverted-file index wins by a growing margin.
@@ -160,10 +161,7 @@ def exact_knn(Q, R, n_neighbors):
     RT = np.ascontiguousarray(R.T)
     for start in range(0, n_q, block):
         S = Q[start : start + block] @ RT
-        if k < n_r:
-            part = np.argpartition(-S, kth=k - 1, axis=1)[:, :k]
-        else:
-            part = np.broadcast_to(np.arange(n_r), S.shape)
+        part = largest_columns(S, k)
         part_sims = np.take_along_axis(S, part, axis=1)
         s, i = _sort_neighbors(part_sims, part.astype(np.int64))
         sims[start : start + block] = s
@@ -450,12 +448,8 @@ def _most_similar(sims, idx, k):
 
     Rows sorted by index tie by index. Exactly ``k`` per row, in row order.
     """
-    kth = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k, None]
-    above = sims > kth
-    tied = sims == kth
-    missing = k - np.count_nonzero(above, axis=1)
-    take = above | (tied & (np.cumsum(tied, axis=1) <= missing[:, None]))
-    return sims[take].reshape(-1, k), idx[take].reshape(-1, k)
+    columns = largest_columns(sims, k)
+    return np.take_along_axis(sims, columns, axis=1), np.take_along_axis(idx, columns, axis=1)
 
 
 def knn_graph(X, n_neighbors, *, method="auto", random_state=0, n_jobs=1, n_probe=N_PROBE,
