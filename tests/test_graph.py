@@ -746,3 +746,16 @@ def test_exact_search_with_tied_rows_keeps_the_lowest_indices(k, seed):
     expected = np.argsort(-S, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(idx, expected)
     np.testing.assert_array_equal(sims, np.take_along_axis(S, expected, axis=1))
+
+
+def test_query_finds_a_copy_hidden_behind_more_than_k_equally_similar_rows():
+    # Rows a hair apart (distinct rows, similarities all 1 to float precision):
+    # a short search can miss a face's own copy, yet each reference row
+    # queried is that row, not a new face; a distinct direction is new.
+    rng = np.random.default_rng(11 * 31 + 2)
+    R = l2_normalize(1.0 + 3e-8 * rng.normal(size=(11, 2)))
+    assert len(np.unique(R, axis=0)) == len(R)
+    index = NeighborIndex(R, method="exact")
+    _, idx, twin = index.query(np.vstack([R, [[1.0, 0.0]]]), 1)
+    np.testing.assert_array_equal(twin, np.r_[np.arange(len(R)), -1])
+    assert idx.shape == (len(R) + 1, 1)

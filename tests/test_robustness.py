@@ -494,3 +494,16 @@ def test_fit_transform_equals_fit_then_transform_with_exact_duplicates():
     for row in np.unique(X, axis=0):
         same = np.all(X == row, axis=1)
         assert len(np.unique(Z[same], axis=0)) == 1
+
+
+def test_fit_transform_equals_fit_then_transform_with_near_duplicates():
+    # Rows a hair apart: more than k rows are as similar to a face as the
+    # face itself, so a search can miss its own copy; transform must still
+    # recognise each fitted face.
+    rng = np.random.default_rng(11 * 31 + 2)
+    X = 1.0 + 3e-8 * rng.normal(size=(11, 2))
+    params = dict(k=1, max_chain_length=1, n_epochs=1, hidden_size=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        np.testing.assert_array_equal(DANetEmbedder(**params).fit_transform(X),
+                                      DANetEmbedder(**params).fit(X).transform(X))

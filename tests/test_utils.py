@@ -66,3 +66,16 @@ def test_rows_that_are_permutations_of_each_other_are_not_twins():
     expected = np.zeros(len(X), dtype=bool)
     expected[[0, 1, 2, 1000, 1001, 1002]] = True
     np.testing.assert_array_equal(_twin_mask(X), expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(0, 12), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_first_identical_rows_equal_brute_force(n, m, d, seed):
+    from skdanet.utils._arrays import first_identical_rows
+
+    rng = np.random.default_rng(seed)
+    R = rng.integers(-1, 2, size=(n, d)).astype(np.float64)
+    R[rng.random((n, d)) < 0.2] *= -1  # -0.0 equals 0.0
+    Q = rng.integers(-1, 2, size=(m, d)).astype(np.float64)
+    expected = [next((j for j in range(n) if np.all(R[j] == q)), -1) for q in Q]
+    np.testing.assert_array_equal(first_identical_rows(R, Q), expected)

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_array
 
+from ..utils._arrays import first_identical_rows
 from ..utils._parallel import gather_blocks, map_blocks, row_blocks
 from ..utils._threads import one_blas_thread
 from ._ivf import N_PROBE, IVFIndex
@@ -342,6 +343,13 @@ class NeighborIndex:
                     eq = np.all(Q[cand] == self.R[idx[cand, j]], axis=1)
                     twin[cand[eq]] = idx[cand[eq], j]
                     col[cand[eq]] = j
+        if self_indices is None and k > 0:
+            # More than k rows as similar to a query as itself (near-duplicate
+            # faces) can hide its copy from the list: look for it exactly.
+            self_sims = np.einsum("ij,ij->i", Q, Q)
+            hidden = np.flatnonzero((twin < 0) & (sims[:, -1] >= self_sims - 1e-6))
+            if hidden.size:
+                twin[hidden] = first_identical_rows(self.R, Q[hidden])
         # Drop the twin's column, or the last column if there is no twin.
         drop = np.where(col >= 0, col, k - 1)
         keep = np.ones_like(idx, dtype=bool)

@@ -56,6 +56,30 @@ def identical_row_groups(X):
     return maybe[twin], group[twin]
 
 
+def first_identical_rows(R, Q):
+    """Lowest index of a row of ``R`` equal (value by value) to each row of ``Q``, or -1.
+
+    Rows are hashed as in :func:`identical_row_groups`; only the rows of
+    ``R`` that share a query's hash are compared with it exactly.
+    """
+    R, Q = np.asarray(R), np.asarray(Q)
+    out = np.full(len(Q), -1, dtype=np.int64)
+    if not len(R) or not len(Q):
+        return out
+    key = _row_hashes(R.reshape(len(R), -1))
+    order = np.argsort(key, kind="stable")  # equal hashes: increasing index
+    ordered = key[order]
+    wanted = _row_hashes(Q.reshape(len(Q), -1))
+    lo = np.searchsorted(ordered, wanted, side="left")
+    hi = np.searchsorted(ordered, wanted, side="right")
+    for i in np.flatnonzero(hi > lo):
+        candidates = order[lo[i] : hi[i]]
+        equal = np.all(R[candidates] == Q[i], axis=1)
+        if equal.any():
+            out[i] = candidates[np.argmax(equal)]
+    return out
+
+
 def _row_hashes(rows):
     """A 64-bit hash of each row's values: equal rows, equal hashes."""
     multipliers = np.random.default_rng(_HASH_SEED).integers(
