@@ -30,6 +30,9 @@ from ..utils._threads import one_blas_thread
 from ._ivf import N_PROBE, IVFIndex
 from ._selection import largest_columns
 
+# Similarities this close count as equal when an identical reference row is
+# looked for: rounding differs with where a product was computed.
+_SAME_SIMILARITY = 1e-6
 # Below this many reference rows the exact blocked search is both fast enough
 # and exact; above it the inverted-file index wins by a growing margin.
 EXACT_SEARCH_MAX_ROWS = 30_000
@@ -335,7 +338,7 @@ class NeighborIndex:
             # A duplicate may not be the first of several equally similar rows.
             rest = todo[~same]
             if rest.size:
-                near = sims[rest] >= sims[rest, :1] - 1e-6
+                near = sims[rest] >= sims[rest, :1] - _SAME_SIMILARITY
                 for j in range(1, k):
                     cand = rest[near[:, j] & (col[rest] < 0)]
                     if cand.size == 0:
@@ -346,8 +349,9 @@ class NeighborIndex:
         if self_indices is None and k > 0:
             # More than k rows as similar to a query as itself (near-duplicate
             # faces) can hide its copy from the list: look for it exactly.
-            self_sims = np.einsum("ij,ij->i", Q, Q)
-            hidden = np.flatnonzero((twin < 0) & (sims[:, -1] >= self_sims - 1e-6))
+            alone = np.flatnonzero(twin < 0)
+            self_sims = np.einsum("ij,ij->i", Q[alone], Q[alone])
+            hidden = alone[sims[alone, -1] >= self_sims - _SAME_SIMILARITY]
             if hidden.size:
                 twin[hidden] = first_identical_rows(self.R, Q[hidden])
         # Drop the twin's column, or the last column if there is no twin.
