@@ -160,8 +160,12 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     pair_scale : float, default=30.0
         Sharpness of the pairwise loss.
     validation_fraction : float, default=0.2
-        Share of the training identities held out for early stopping and for
-        calibrating ``eps`` (supervised ``fit`` only).
+        Share of the training identities held out (supervised ``fit`` only)
+        for early stopping, for calibrating ``eps``, and for the final check:
+        the held-out people are clustered through their own graph by the
+        whole clustering rule with the trained network and with the
+        untrained one (the raw features, when ``n_components`` is None), and
+        the better is kept (see :ref:`the user guide <clusterer>`).
     n_iter_no_change : int, default=5
         Stop after this many epochs without a better held-out score.
     n_rounds : int, default=2
@@ -424,19 +428,23 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         reference = l2_normalize(X, zero_rows="warn")
         self._check_network(reference)
         k = clamp_n_neighbors(self.k, len(reference), exclude_self=True)
-        graph = DensityGraph.build(
-            reference, k, tau=self.tau, stop_threshold=self.chain_threshold,
-            max_length=self.max_chain_length, method=self.graph_method, random_state=seed,
-            n_jobs=n_jobs, n_probe=self.n_probe,
+        graph = self._density_graph(
+            reference, k, seed=seed, n_jobs=n_jobs,
             progress=BatchProgress(self.verbose, "kNN search", len(reference)),
             stage_timer=timer)
         if self.network is not None:
             network, history = self.network, []
         else:
+            def graph_of(faces):
+                # Held-out people (a few faces): as many neighbours as they allow.
+                return self._density_graph(faces, min(k, len(faces) - 1), seed=seed,
+                                           n_jobs=n_jobs)
+
             with timer("training"):
                 network, history = train_network(
                     reference, graph, y, params=TrainingParams.from_object(self), rule=rule,
-                    seed=seed, device=device, n_jobs=n_jobs, verbose=self.verbose)
+                    seed=seed, device=device, n_jobs=n_jobs, verbose=self.verbose,
+                    graph_of=graph_of)
         # The embedding passes below read these; if anything fails from here
         # on, fit's unfitted_on_failure removes them again.
         self.reference_ = reference
@@ -460,6 +468,13 @@ class DANetEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self._output_state = None
         self.eps_ = _DBSCAN_DEFAULT_EPS
         self.timings_ = dict(timer.timings)
+
+    def _density_graph(self, faces, k, *, seed, n_jobs, **progress):
+        """The density graph of L2-normalised ``faces`` with this estimator's settings."""
+        return DensityGraph.build(
+            faces, k, tau=self.tau, stop_threshold=self.chain_threshold,
+            max_length=self.max_chain_length, method=self.graph_method, random_state=seed,
+            n_jobs=n_jobs, n_probe=self.n_probe, **progress)
 
     def _checked_labels(self, y, n_samples):
         """Identity codes from ``y``; -1 marks a face of unknown identity.

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.cluster import DBSCAN
 
-from skdanet import TrainedNetwork
+from skdanet import DANetEmbedder, TrainedNetwork
 from skdanet.model._averaging import ExponentialWeightAverage
 
 from .conftest import clustered_unit_rows
@@ -251,7 +251,6 @@ def test_the_similarity_split_does_not_shrink_with_k():
     # would rise towards same-person similarities (0.946 here against 0.941),
     # and label-free training would push people's own photos apart. The split
     # reads each face's 30 nearest for any smaller k; the graph keeps k.
-    from skdanet import DANetEmbedder
     from skdanet.datasets import load_lfw_features, split_identities
     from skdanet.graph import build_density_graph, knn_graph, l2_normalize
     from skdanet.graph._clique import otsu_threshold
@@ -468,7 +467,7 @@ def test_a_network_refuses_features_of_another_extractor(lfw_people):
     # refuse them, in the embedder and in the clusterer, and accept dlib faces.
     import warnings
 
-    from skdanet import DANetEmbedder, DensityChainClustering
+    from skdanet import DensityChainClustering
     from skdanet.datasets import make_face_like
 
     net = TrainedNetwork.pretrained("dlib128")
@@ -543,7 +542,6 @@ def test_an_epoch_is_at_most_max_batches_of_fresh_neighbourhoods():
 
 
 def test_the_step_budget_bounds_label_free_training_without_changing_small_sets():
-    from skdanet import DANetEmbedder
     from skdanet.datasets import make_face_like
 
     X, _ = make_face_like(1200, random_state=0)
@@ -554,3 +552,52 @@ def test_the_step_budget_bounds_label_free_training_without_changing_small_sets(
     np.testing.assert_array_equal(full.transform(X[:50]), capped.transform(X[:50]))
     few = DANetEmbedder(max_epoch_steps=2, **params).fit(X)
     assert not np.array_equal(few.transform(X[:50]), full.transform(X[:50]))
+
+
+def test_held_out_score_is_what_the_clusterer_gives_those_people(trained, lfw_people):
+    # HeldOutPeople scores a network as a user would see it: the unseen
+    # people's own graph, the whole rule, at the radius calibrated on them.
+    from skdanet import DensityChainClustering
+    from skdanet.cluster import ClusteringRule, calibrate_eps
+    from skdanet.graph import DensityGraph, l2_normalize
+    from skdanet.metrics import mean_f_score
+    from skdanet.model._trainer import HeldOutPeople
+
+    emb, _, _ = trained
+    X, y = lfw_people
+    faces = l2_normalize(X[:200])
+    codes = np.unique(y[:200], return_inverse=True)[1]
+    graph = DensityGraph.build(faces, 10)
+    held_out = HeldOutPeople(faces, codes, graph, ClusteringRule(), torch.device("cpu"))
+    eps, score = held_out.score(emb.network_.build_module())
+
+    Z = DANetEmbedder(k=10, network=emb.network_)._fit_embed(X[:200], None, ClusteringRule())
+    assert eps == calibrate_eps(Z, codes)[0]
+    network = TrainedNetwork({**emb.network_.config, "eps": eps}, emb.network_.state)
+    labels = DensityChainClustering(k=10, network=network).fit(X[:200]).labels_
+    assert score == pytest.approx(mean_f_score(codes, labels), abs=1e-12)
+
+
+def test_supervised_training_that_hurts_held_out_people_keeps_the_raw_features(capsys):
+    # A learning rate far too large wrecks the embedding in two epochs; the
+    # whole rule on the held-out people then prefers the untrained start,
+    # whose residual correction is zero: the network is the identity map.
+    from skdanet.cluster import ClusteringRule
+    from skdanet.graph import DensityGraph, l2_normalize
+    from skdanet.model import TrainingParams, train_network
+
+    X, y = clustered_unit_rows(400, 16, 20, 0.35, seed=3)
+    emb = DANetEmbedder(k=10, n_epochs=2, learning_rate=0.5, random_state=0, verbose=1)
+    emb.fit(X, y)
+    assert "keeping the untrained start" in capsys.readouterr().out
+    assert all(not np.any(v) for k, v in emb.network_.state.items() if k.startswith("chain.out"))
+    np.testing.assert_allclose(emb._reference_embedding, l2_normalize(X), atol=1e-6)
+
+    # Without the held-out comparison, the same training keeps its wrecked weights.
+    reference = l2_normalize(X)
+    network, _ = train_network(
+        reference, DensityGraph.build(reference, 10), y,
+        params=TrainingParams(n_epochs=2, learning_rate=0.5), rule=ClusteringRule(), seed=0,
+        device=torch.device("cpu"))
+    assert np.any(network.state["chain.out.weight"])
+    assert network.config["eps"] != emb.network_.config["eps"]

@@ -17,6 +17,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 from ..cluster import calibrate_eps, cluster_means
 from ..datasets import split_identities
 from ..graph import chain_roots
+from ..metrics import mean_f_score
 from ..utils._parallel import map_blocks, row_blocks
 from ..utils._progress import EpochTable
 from ._averaging import ExponentialWeightAverage
@@ -125,7 +126,7 @@ def _check_finite_loss(loss, epoch):
 
 
 def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, torch_threads=1,
-                  verbose=0):
+                  verbose=0, graph_of=None):
     """Train DA-Net on the graph of ``reference``.
 
     Parameters
@@ -147,6 +148,13 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
         matrices are small, and more threads make it slower
         (``benchmarks/bench_fit_time.py`` measures it).
     verbose : int, default=0
+    graph_of : callable, optional
+        ``graph_of(faces) -> DensityGraph``: how a set of faces becomes a
+        graph (the caller's graph settings). Supervised training of a
+        residual network then clusters its held-out people through their own
+        graph with the whole ``rule`` and keeps the trained weights only if
+        they beat the untrained start, the raw features
+        (:class:`HeldOutPeople`). Without it, the early-stopped weights are kept.
 
     Returns
     -------
@@ -176,7 +184,7 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
     with deterministic_torch(torch_threads):
         trainer = _Trainer(module, reference, graph, est, rule, rng, device, verbose, n_jobs)
         if y is not None:
-            eps = trainer.fit_supervised(_identity_codes(y))
+            eps = trainer.fit_supervised(_identity_codes(y), graph_of)
         else:
             trainer.fit_label_free()
             eps = None  # the loss's boundary, set above
@@ -195,13 +203,49 @@ def _embed_block(module, reference, chains, knn_indices, mask, nodes, device):
     return z.cpu().numpy()
 
 
+class HeldOutPeople:
+    """Labelled people kept out of training, clustered as a set of unseen people is.
+
+    Through a density graph of their own and by the whole clustering rule
+    (query expansion, DBSCAN, reciprocal links) at the radius calibrated on
+    them: the result a user of the network gets, which the per-epoch score
+    (single-linkage DBSCAN through the training graph) only approximates.
+    Where a few labelled people are all there is, training can fit them and
+    make unseen people's clusters worse than the raw features'; this score
+    tells.
+    """
+
+    def __init__(self, faces, codes, graph, rule, device):
+        self.faces = np.asarray(faces, dtype=np.float32)
+        self.codes = codes
+        self.graph = graph
+        self.mask = graph.clique_mask()
+        self.rule = rule
+        self.device = device
+
+    def score(self, module):
+        """The radius calibrated on these people in ``module``'s space, and the
+        mean F score of the whole rule's clusters at it."""
+        module.eval()
+        with torch.no_grad():
+            Z = embed_reference_nodes(module, self.faces, self.graph, self.mask,
+                                      np.arange(len(self.faces)), dtype=torch.float32,
+                                      device=self.device).cpu().numpy()
+        eps, _ = calibrate_eps(Z, self.codes)
+        result = self.rule.cluster(Z.astype(np.float64), self.graph.neighbors, radius=eps,
+                                   calibrated=True)
+        return eps, mean_f_score(self.codes, result.labels)
+
+
 class _Trainer:
     def __init__(self, module, reference, graph, params, rule, rng, device, verbose, n_jobs):
         self.module = module
+        self.faces = reference
         self.reference = reference.astype(np.float32, copy=False)
         self.graph = graph
         self.mask = graph.clique_mask()
         self.est = params
+        self.clustering_rule = rule
         self.rule = relabelling_rule(rule)
         self.rng = rng
         self.device = device
@@ -268,7 +312,12 @@ class _Trainer:
         self.table.row(entry)
 
     # -- supervised ---------------------------------------------------------
-    def fit_supervised(self, codes):
+    def fit_supervised(self, codes, graph_of=None):
+        """Train on labelled faces; early stopping and the radius on held-out identities.
+
+        Returns the radius calibrated on the held-out identities for the
+        weights kept (None when there are too few identities to hold any out).
+        """
         est = self.est
         n_identities = codes.max() + 1
         if n_identities >= _MIN_IDENTITIES_FOR_VALIDATION:
@@ -277,9 +326,16 @@ class _Trainer:
             valid_nodes = self._at_most_validation_faces(valid_nodes)
         else:
             train_nodes, valid_nodes = np.arange(len(codes)), None
+        start = None
+        if valid_nodes is not None and graph_of is not None and self.module.residual:
+            faces = self.faces[valid_nodes]
+            held_out = HeldOutPeople(faces, codes[valid_nodes], graph_of(faces),
+                                     self.clustering_rule, self.device)
+            start = (held_out, copy.deepcopy(self.module.state_dict()),
+                     *held_out.score(self.module))
         best_score, best_state, best_eps, stale = -np.inf, None, None, 0
         for epoch in range(1, est.n_epochs + 1):
-            start = time.perf_counter()
+            begin = time.perf_counter()
             loss = self.run_epoch(train_nodes, codes, epoch)
             entry = {"round": 1, "epoch": epoch, "train_loss": loss}
             if valid_nodes is not None:
@@ -291,13 +347,30 @@ class _Trainer:
                 else:
                     stale += 1
                 entry.update(valid_score=score, eps=eps, best=improved)
-            entry["dur"] = time.perf_counter() - start
+            entry["dur"] = time.perf_counter() - begin
             self.log(**entry)
             if valid_nodes is not None and stale >= est.n_iter_no_change:
                 break
         if best_state is not None:
             self.module.load_state_dict(best_state)
+        if start is not None:
+            best_eps = self._trained_or_start(*start, trained_eps=best_eps)
         return best_eps
+
+    def _trained_or_start(self, held_out, start_state, start_eps, start_score, *, trained_eps):
+        """Keep the trained weights, or go back to the untrained start (the raw
+        features: the residual network's correction is zero there) if that
+        clusters the held-out people better with the whole rule."""
+        _, trained_score = held_out.score(self.module)
+        keep_start = start_score > trained_score
+        self.table.note(
+            f"held-out people, whole clustering rule: trained {trained_score:.4f}, untrained "
+            f"start (raw features) {start_score:.4f}; keeping the "
+            f"{'untrained start' if keep_start else 'trained weights'}")
+        if not keep_start:
+            return trained_eps
+        self.module.load_state_dict(start_state)
+        return start_eps
 
     # -- label-free ---------------------------------------------------------
     def _pseudo_pair_relation(self, labels, Z=None):

@@ -52,6 +52,11 @@ class EpochTable:
                 cells.append(f"{v:>11}")
         print("  ".join(cells), flush=True)
 
+    def note(self, text):
+        """A line under the table: a decision the training made."""
+        if self.verbose:
+            print(text, flush=True)
+
 
 def _format_seconds(seconds):
     seconds = int(round(seconds))
