@@ -78,6 +78,8 @@ MIXED = "_label-free mixed clusters"
 # least this many photos in it; below, the others are intruders.
 WHOLESALE_PHOTOS = 5
 SHIPPED_REFUSED = "_shipped network refused"
+# Per trained row: whether training's held-out check kept the untrained network.
+UNTRAINED_KEPT = "_untrained network kept"
 # Each DA-Net row's target: B + (1 - B) / share, B the best raw row.
 TARGET_SHARES = {"DA-Net supervised": 3, "DA-Net label-free": 6,
                  "DA-Net pretrained recipe": 6, "DA-Net pretrained (shipped)": 6}
@@ -277,6 +279,12 @@ def on_knn_graphs(graph_labels):
     return cluster
 
 
+def is_identity_map(network):
+    """Whether a residual network's correction is zero: the untrained start,
+    which supervised training keeps when it clusters the held-out people better."""
+    return not any(np.any(v) for k, v in network.state.items() if k.startswith("chain.out."))
+
+
 def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
     """DA-Net rows; ``pretrained_train``: the (X, y) the pretrained recipe trains on."""
     rows = {}
@@ -286,8 +294,13 @@ def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
             labels, seconds = timed(run)
             rows[name] = {**clustering_report(y[te], labels), "seconds": seconds}
 
+    def trained_on(name, X_labelled, y_labelled):
+        net = DANetEmbedder(random_state=seed).fit(X_labelled, y_labelled).network_
+        rows.setdefault(UNTRAINED_KEPT, {})[name] = is_identity_map(net)
+        return net
+
     def supervised():
-        net = DANetEmbedder(random_state=seed).fit(X[tr], y[tr]).network_
+        net = trained_on("DA-Net supervised", X[tr], y[tr])
         return DensityChainClustering(network=net, random_state=seed).fit(X[te]).labels_
 
     def pipeline_at_eps():
@@ -324,7 +337,7 @@ def danet_rows(X, y, tr, te, seed, wanted, pretrained_train=None):
     add(PIPELINE_AT_EPS, pipeline_at_eps)
     if pretrained_train is not None:
         def pretrained():
-            net = DANetEmbedder(random_state=seed).fit(*pretrained_train).network_
+            net = trained_on("DA-Net pretrained recipe", *pretrained_train)
             return DensityChainClustering(network=net).fit(X[te]).labels_
         add("DA-Net pretrained recipe", pretrained)
     elif wanted("DA-Net pretrained (shipped)"):
@@ -394,7 +407,7 @@ def table(per_seed):
 
 def best_raw(per_seed, metric):
     """B: the best raw row's ``metric`` on each split seed (None without raw rows)."""
-    raw = [n for n in per_seed[0] if "raw" in n]
+    raw = [n for n in per_seed[0] if "raw" in n and not n.startswith("_")]
     if not raw:
         return None
     return np.array([max(r[n][metric] for n in raw) for r in per_seed])
@@ -418,7 +431,18 @@ def targets(per_seed):
                          f"{'met' if got.mean() >= target.mean() else 'not met'} in the mean, "
                          f"on {int(np.sum(got >= target))} of {len(got)} split seeds")
         lines += pipeline_targets(per_seed, metric)
-    return lines + stray_lines(per_seed) + mixed_lines(per_seed) + refusal_lines(per_seed)
+    return (lines + untrained_kept_lines(per_seed) + stray_lines(per_seed) + mixed_lines(per_seed)
+            + refusal_lines(per_seed))
+
+
+def untrained_kept_lines(per_seed):
+    """How often training's held-out check kept the untrained network, per trained row."""
+    if UNTRAINED_KEPT not in per_seed[0]:
+        return []
+    return [(f"{name}: training's held-out check kept the untrained network (the raw "
+             f"features, radius calibrated on labelled people) on "
+             f"{sum(r[UNTRAINED_KEPT][name] for r in per_seed)} of {len(per_seed)} split seeds")
+            for name in per_seed[0][UNTRAINED_KEPT]]
 
 
 def refusal_lines(per_seed):
