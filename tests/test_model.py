@@ -601,3 +601,23 @@ def test_supervised_training_that_hurts_held_out_people_keeps_the_raw_features(c
         device=torch.device("cpu"))
     assert np.any(network.state["chain.out.weight"])
     assert network.config["eps"] != emb.network_.config["eps"]
+
+
+def test_a_saved_network_file_gets_the_permissions_open_gives(trained, tmp_path):
+    # Saving goes through a temporary file renamed over the target; the file
+    # must still be readable as a plainly written one is (a shared model
+    # folder, a container run as another user), and overwriting keeps the mode.
+    import stat
+
+    emb, _, _ = trained
+    path = tmp_path / "net.npz"
+    emb.network_.save(path)
+    with open(tmp_path / "plain", "wb"):
+        pass
+    assert (stat.S_IMODE(os.stat(path).st_mode)
+            == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode))
+    os.chmod(path, 0o640)
+    emb.network_.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "plain"]
+    assert TrainedNetwork.load(path).config == emb.network_.config

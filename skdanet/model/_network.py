@@ -12,7 +12,8 @@ Stored as numpy arrays, never as torch modules, so that
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 from importlib import resources
 
@@ -134,13 +135,13 @@ class TrainedNetwork:
         path = os.fspath(path)
         # Written to a temporary file beside the target, then renamed over it:
         # a reader sees the old file or the new one, never a part of either.
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                   prefix=".skdanet-", suffix=".npz.tmp")
+        fd, tmp = _new_file_beside(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, header=np.array(json.dumps(header)), **arrays)
                 f.flush()
                 os.fsync(f.fileno())
+            _keep_mode_of(path, tmp)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -319,6 +320,33 @@ def _read_weights(archive, config):
                                "float64 weights are read")
         state[key] = _read_member(archive, name, shape, dtype, offset)
     return state
+
+
+def _new_file_beside(path):
+    """A new, uniquely named file in ``path``'s folder, opened for writing.
+
+    Created with mode 0o666 less the process's umask, as ``open`` creates
+    files (``tempfile.mkstemp`` would make it readable by its owner only,
+    and the rename would carry that over to the saved network).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".skdanet-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Could not create a temporary file in {folder!r} to save the network.")
+
+
+def _keep_mode_of(path, tmp):
+    """Give ``tmp`` the permission bits of an existing ``path``, as overwriting it in place would."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
 
 
 def _validated_config(config):
