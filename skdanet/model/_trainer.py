@@ -152,9 +152,10 @@ def train_network(reference, graph, y, *, params, rule, seed, device, n_jobs=1, 
         ``graph_of(faces) -> DensityGraph``: how a set of faces becomes a
         graph (the caller's graph settings). Supervised training of a
         residual network then clusters its held-out people through their own
-        graph with the whole ``rule`` and keeps the trained weights only if
-        they beat the untrained start, the raw features
-        (:class:`HeldOutPeople`). Without it, the early-stopped weights are kept.
+        graph with the whole ``rule`` and goes back to the untrained start,
+        the raw features, if that clusters them better than the trained
+        weights (:class:`HeldOutPeople`). Without it, the early-stopped
+        weights are kept.
 
     Returns
     -------
