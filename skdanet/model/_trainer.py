@@ -228,10 +228,8 @@ class HeldOutPeople:
         """The radius calibrated on these people in ``module``'s space, and the
         mean F score of the whole rule's clusters at it."""
         module.eval()
-        with torch.no_grad():
-            Z = embed_reference_nodes(module, self.faces, self.graph, self.mask,
-                                      np.arange(len(self.faces)), dtype=torch.float32,
-                                      device=self.device).cpu().numpy()
+        Z = _embed_block(module, self.faces, self.graph.chains, self.graph.knn_indices,
+                         self.mask, np.arange(len(self.faces)), self.device)
         eps, _ = calibrate_eps(Z, self.codes)
         result = self.rule.cluster(Z.astype(np.float64), self.graph.neighbors, radius=eps,
                                    calibrated=True)
