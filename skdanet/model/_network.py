@@ -186,9 +186,10 @@ class TrainedNetwork:
 
         ``"dlib128"``: for dlib's 128-d ResNet face descriptors (what
         ``face_recognition`` computes), trained with labels on every person of
-        LFW and of an in-the-wild celebrity set (about 16,000 faces of 5,900
-        people). Features of another extractor need a network of their own
-        (the embedder refuses them).
+        LFW and of an in-the-wild celebrity set from CelebA (about 16,000
+        faces of 5,900 people). Features of another extractor need a network
+        of their own (the embedder refuses them). Both sets are research data
+        whose terms allow non-commercial research and educational use only.
 
         Parameters
         ----------
