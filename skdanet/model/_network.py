@@ -190,6 +190,8 @@ class TrainedNetwork:
         faces of 5,900 people). Features of another extractor need a network
         of their own (the embedder refuses them). Both sets are research data
         whose terms allow non-commercial research and educational use only.
+        On photo libraries, where everybody has several photos, label-free
+        training on the library clusters better (:ref:`User Guide <which_route>`).
 
         Parameters
         ----------
