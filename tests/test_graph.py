@@ -299,6 +299,30 @@ def test_density_is_eq2(small_faces):
     np.testing.assert_allclose(rho, expected)
 
 
+def test_background_is_the_farthest_searched_neighbour(small_faces):
+    # k=7 searches SPLIT_NEIGHBORS=30 neighbours per face: the background is
+    # the 30th most similar other face, whatever k keeps.
+    X, _ = small_faces
+    graph = build_density_graph(X, 7)
+    S = X @ X.T
+    np.fill_diagonal(S, -np.inf)
+    thirtieth = -np.sort(-S, axis=1)[:, 29]
+    np.testing.assert_allclose(graph.background_sim, thirtieth, rtol=0, atol=1e-6)
+    assert graph.knn_sims.shape[1] == 8
+
+
+def test_stands_out_compares_distances_to_the_background(small_faces):
+    X, _ = small_faces
+    graph = build_density_graph(X, 7)
+    sims = graph.knn_sims[:, 1]
+    expected = [(1 - s) * 2.0 <= 1 - b for s, b in zip(sims, graph.background_sim)]
+    np.testing.assert_array_equal(graph.stands_out(sims), expected)
+    # Closer than the background by more than the contrast; never for NaN.
+    assert graph.stands_out(np.ones(len(X))).all()
+    assert not graph.stands_out(graph.background_sim).any()
+    assert not graph.stands_out(np.full(len(X), np.nan)).any()
+
+
 @pytest.mark.parametrize("stop", [-1.0, 0.5, 0.8])
 @pytest.mark.parametrize("max_length", [1, 3, 6])
 def test_chains_match_brute_force(small_faces, stop, max_length):

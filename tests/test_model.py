@@ -215,6 +215,69 @@ def test_label_free_anchors_are_purer_than_the_chain_trees():
     assert anchor_r > 0.5  # still links most same-person pairs
 
 
+def _confident_steps(graph):
+    """The chain steps at or above the anchor threshold, before any other check."""
+    sims = graph.knn_sims[:, 1:]
+    upper = sims[sims >= graph.similarity_split]
+    return graph.parent_sim >= max(upper.mean(), graph.stop_threshold)
+
+
+def test_anchors_keep_every_confident_step_where_people_have_second_photos():
+    # The unseen halves of LFW and the generated faces: the split finds the
+    # same-person mode, and the anchors are the confident steps, all of them.
+    from skdanet.datasets import load_lfw_features, make_face_like, split_identities
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.model._trainer import anchor_parents
+
+    X, y = load_lfw_features(return_X_y=True)
+    _, test = split_identities(y, test_size=0.5, random_state=1)
+    for faces in (X[test], make_face_like(3000, random_state=0)[0]):
+        graph = build_density_graph(l2_normalize(faces), 30)
+        confident = _confident_steps(graph)
+        np.testing.assert_array_equal(anchor_parents(graph),
+                                      np.where(confident, graph.parent, -1))
+
+
+def test_anchors_do_not_chain_strangers_together():
+    # Real strangers: LFW faces of people with one photo. Their similarities
+    # show no same-person mode, so most confident steps join strangers; the
+    # anchors keep only the few that stand out, and no tree grows.
+    from skdanet.datasets import load_lfw_features
+    from skdanet.graph import build_density_graph, chain_roots, l2_normalize
+    from skdanet.model._trainer import anchor_parents
+
+    X, y = load_lfw_features(return_X_y=True)
+    strangers = np.flatnonzero(np.bincount(y)[y] == 1)
+    graph = build_density_graph(l2_normalize(X[strangers]), 30)
+    confident = _confident_steps(graph)
+    assert confident.mean() > 0.5
+    assert np.bincount(chain_roots(np.where(confident, graph.parent, -1))).max() > 100
+    anchors = anchor_parents(graph)
+    assert (anchors >= 0).sum() < 0.05 * confident.sum()
+    assert np.bincount(chain_roots(anchors)).max() <= 3
+
+
+@pytest.mark.parametrize("strangers", ["lfw", "generated"])
+def test_label_free_clustering_of_strangers_makes_no_giant_cluster(strangers):
+    # Sets where hardly anybody has a second photo: 2,000 LFW people with one
+    # photo; 2,000 generated faces of 1,800 people. Trained on trees of
+    # strangers, label-free training pulled them into one cluster of nearly
+    # every face (BCubed F below 0.15).
+    from skdanet import DensityChainClustering
+    from skdanet.datasets import load_lfw_features, make_face_like
+    from skdanet.metrics import bcubed_f_score
+
+    if strangers == "lfw":
+        X, y = load_lfw_features(return_X_y=True)
+        one = np.flatnonzero(np.bincount(y)[y] == 1)[::2]
+        X, y = X[one], y[one]
+    else:
+        X, y = make_face_like(2000, n_identities=1800, random_state=0)[:2]
+    labels = DensityChainClustering(random_state=0).fit_predict(X)
+    assert np.bincount(labels[labels >= 0]).max() < 0.05 * len(X)
+    assert bcubed_f_score(y, labels) > 0.9
+
+
 def test_label_free_pseudo_labels_read_the_extractors_scale_not_a_given_tau(lfw_people):
     # A clique threshold a user gives (tau=0.9, below dlib's same-person
     # similarities) sizes cliques only: the confident chain steps and the pairs

@@ -23,6 +23,10 @@ from ._knn import NeighborIndex, knn_graph
 # a face's few nearest are mostly its own person's, so over a small k the split
 # would rise towards same-person similarities and stop meaning the boundary.
 SPLIT_NEIGHBORS = 30
+# How much closer than a face's strangers a neighbour must be to stand out as a
+# possible second photo of its person: at most this fraction of the face's
+# background distance (1 - cos to its farthest searched neighbour).
+STANDOUT_CONTRAST = 2.0
 
 
 @dataclass
@@ -59,6 +63,11 @@ class DensityGraph:
         Chain stop threshold (Eq. 3).
     max_length : int
         The longest chain allowed (faces, the face itself included).
+    background_sim : ndarray of shape (n_samples,)
+        Each face's similarity to the farthest neighbour searched
+        (:data:`SPLIT_NEIGHBORS`-th, or ``k``-th if more): how close the
+        face's strangers come, on the extractor's own scale, whatever the
+        share of people with a second photo (:meth:`stands_out`).
     index : NeighborIndex or None
         The search structure over the reference faces, for :meth:`place`.
     """
@@ -75,6 +84,7 @@ class DensityGraph:
     similarity_split: float
     stop_threshold: float
     max_length: int
+    background_sim: np.ndarray
     index: NeighborIndex | None = None
 
     @staticmethod
@@ -135,6 +145,7 @@ class DensityGraph:
         """The graph core past the kNN search: split, density, order, chains."""
         sims, idx = knn
         split = otsu_threshold(sims[:, 1:]) if sims.shape[1] > 1 else 0.0
+        background = sims[:, -1].copy()
         sims, idx = sims[:, : n_neighbors + 1], idx[:, : n_neighbors + 1]
         if tau == "auto":
             tau = split
@@ -147,7 +158,8 @@ class DensityGraph:
         chains = density_chains(parent, max_length)
         chains = chains[:, : max(1, int((chains >= 0).sum(axis=1).max(initial=1)))]
         return cls(sims, idx, rho, key, rank, parent, parent_sim, chains,
-                   float(tau), float(split), float(stop_threshold), int(max_length), index)
+                   float(tau), float(split), float(stop_threshold), int(max_length), background,
+                   index)
 
     @property
     def n_neighbors(self):
@@ -158,6 +170,18 @@ class DensityGraph:
     def neighbors(self):
         """The kNN lists without the self column, shape (n_samples, k)."""
         return self.knn_indices[:, 1:]
+
+    def stands_out(self, sims, contrast=STANDOUT_CONTRAST):
+        """Whether each face's similarity ``sims`` to some face is closer than its strangers come.
+
+        A second photo of a face's person lies far closer to it than the
+        bulk of its neighbours; a stranger, however similar, lies about as
+        far. So ``sims`` stands out where its distance ``1 - sims`` is at
+        most ``1 / contrast`` of the face's background distance ``1 -
+        background_sim``: a ratio, free of the extractor's similarity scale.
+        NaN (no such face) never stands out.
+        """
+        return (1 - np.asarray(sims)) * contrast <= 1 - self.background_sim
 
     def clique_mask(self):
         """Which kNN columns belong to each face's pruned clique (Eq. 4)."""
