@@ -19,10 +19,16 @@ from those with several; generated faces (``make_face_like``, 4,000 faces)
 with more and more people. Pairwise and BCubed F (pairwise F is undefined
 where nobody has a second photo: shown as -), mean over draw seeds.
 
+A second table gives the share of confident steps that stand out on the sets
+where people do have second photos, where the check must not fire: the unseen
+halves of ``bench_quality.py``'s face sets (LFW, the in-the-wild set from
+``--data-dir`` when present, generated faces) over its split seeds, and
+larger generated sets.
+
 Usage::
 
-    python benchmarks/bench_second_photos.py [--seeds 0 1]
-        [--write docs/second_photos_run.txt]
+    python benchmarks/bench_second_photos.py [--seeds 0 1] [--split-seeds 0 1 2 3 4 5 6 7]
+        [--data-dir ../shared/data] [--write docs/second_photos_run.txt]
 """
 
 import argparse
@@ -33,12 +39,13 @@ import sys
 import time
 
 import numpy as np
+from bench_quality import TITLES, load_set
 from sklearn.cluster import DBSCAN
 
 import skdanet.model._trainer as trainer
 from skdanet import DensityChainClustering
 from skdanet.cluster import best_threshold
-from skdanet.datasets import load_lfw_features, make_face_like
+from skdanet.datasets import load_lfw_features, make_face_like, split_identities
 from skdanet.graph import build_density_graph, l2_normalize
 from skdanet.metrics import bcubed_f_score, pairwise_f_score
 
@@ -46,6 +53,7 @@ LFW_EXTRA_PEOPLE = (0, 50, 100, 1000)
 GENERATED_PEOPLE_SHARES = (0.8, 0.9, 1.0)
 GENERATED_FACES = 4000
 RAW_RADII = np.round(np.arange(0.20, 0.601, 0.04), 2)
+LARGE_GENERATED_FACES = (20_000, 200_000)
 
 
 @contextlib.contextmanager
@@ -62,10 +70,24 @@ def every_confident_step():
 def standing_out_share(Xn):
     """Share of the confident chain steps that stand out from their faces' strangers."""
     graph = build_density_graph(Xn, 30)
-    sims = graph.knn_sims[:, 1:]
-    upper = sims[sims >= graph.similarity_split]
-    confident = graph.parent_sim >= max(upper.mean(), graph.stop_threshold)
+    confident = trainer.confident_steps(graph)
     return (confident & graph.stands_out(graph.parent_sim)).sum() / max(confident.sum(), 1)
+
+
+def second_photo_shares(split_seeds, data_dir):
+    """(face set, shares): the standing-out share where people have second photos."""
+    for name in ("lfw", "dev", "face_like"):
+        data = load_set(name, data_dir)
+        if data is None:
+            print(f"# {name}: not found in {data_dir}, skipped", file=sys.stderr)
+            continue
+        X, y = data
+        shares = [standing_out_share(l2_normalize(X[split_identities(
+            y, test_size=0.5, random_state=seed)[1]])) for seed in split_seeds]
+        yield f"{TITLES[name]}, unseen halves", shares
+    for n_faces in LARGE_GENERATED_FACES:
+        yield (f"generated, {n_faces:,} faces",
+               [standing_out_share(l2_normalize(make_face_like(n_faces, random_state=0)[0]))])
 
 
 def raw_dbscan(Xn, eps):
@@ -143,7 +165,10 @@ def report(rows_by_set, out):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--write", help="also write the table to this file")
+    p.add_argument("--split-seeds", type=int, nargs="+", default=list(range(8)))
+    p.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                      "shared", "data"))
+    p.add_argument("--write", help="also write the tables to this file")
     args = p.parse_args(argv)
     rows_by_set = {}
     for source in (lfw_sets, generated_sets):
@@ -160,6 +185,11 @@ def main(argv=None):
           "out from their faces' strangers (below 0.15, the anchors keep only those); "
           "'largest': faces in the largest cluster.", file=text)
     report(rows_by_set, text)
+    print(f"\nWhere people have second photos: share of the confident steps that stand out "
+          f"(min - max over split seeds {args.split_seeds}; one set each for the larger "
+          "generated sets)", file=text)
+    for name, shares in second_photo_shares(args.split_seeds, args.data_dir):
+        print(f"{name:66s} {min(shares):.3f} - {max(shares):.3f}", file=text)
     print(text.getvalue(), end="")
     if args.write:
         with open(args.write, "w") as f:

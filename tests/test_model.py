@@ -215,25 +215,18 @@ def test_label_free_anchors_are_purer_than_the_chain_trees():
     assert anchor_r > 0.5  # still links most same-person pairs
 
 
-def _confident_steps(graph):
-    """The chain steps at or above the anchor threshold, before any other check."""
-    sims = graph.knn_sims[:, 1:]
-    upper = sims[sims >= graph.similarity_split]
-    return graph.parent_sim >= max(upper.mean(), graph.stop_threshold)
-
-
 def test_anchors_keep_every_confident_step_where_people_have_second_photos():
     # The unseen halves of LFW and the generated faces: the split finds the
     # same-person mode, and the anchors are the confident steps, all of them.
     from skdanet.datasets import load_lfw_features, make_face_like, split_identities
     from skdanet.graph import build_density_graph, l2_normalize
-    from skdanet.model._trainer import anchor_parents
+    from skdanet.model._trainer import anchor_parents, confident_steps
 
     X, y = load_lfw_features(return_X_y=True)
     _, test = split_identities(y, test_size=0.5, random_state=1)
     for faces in (X[test], make_face_like(3000, random_state=0)[0]):
         graph = build_density_graph(l2_normalize(faces), 30)
-        confident = _confident_steps(graph)
+        confident = confident_steps(graph)
         np.testing.assert_array_equal(anchor_parents(graph),
                                       np.where(confident, graph.parent, -1))
 
@@ -244,12 +237,12 @@ def test_anchors_do_not_chain_strangers_together():
     # anchors keep only the few that stand out, and no tree grows.
     from skdanet.datasets import load_lfw_features
     from skdanet.graph import build_density_graph, chain_roots, l2_normalize
-    from skdanet.model._trainer import anchor_parents
+    from skdanet.model._trainer import anchor_parents, confident_steps
 
     X, y = load_lfw_features(return_X_y=True)
     strangers = np.flatnonzero(np.bincount(y)[y] == 1)
     graph = build_density_graph(l2_normalize(X[strangers]), 30)
-    confident = _confident_steps(graph)
+    confident = confident_steps(graph)
     assert confident.mean() > 0.5
     assert np.bincount(chain_roots(np.where(confident, graph.parent, -1))).max() > 100
     anchors = anchor_parents(graph)

@@ -40,9 +40,9 @@ _EMBED_BLOCK = 4096
 # Neighbours that join each seed of a training batch.
 _BATCH_NEIGHBOURS_PER_SEED = 7
 # Share of the confident chain steps that must stand out from their faces'
-# strangers for the similarity split to be trusted (anchor_parents): at most
-# 0.12 where nearly everybody is a stranger; at least 0.58 on LFW, 0.92 on the
-# in-the-wild set, 0.19 on generated faces (up to 200,000 of them).
+# strangers for the similarity split to be trusted (anchor_parents): between
+# the shares of sets where nearly everybody is a stranger and those of LFW,
+# the in-the-wild set and generated faces (benchmarks/bench_second_photos.py).
 _MIN_STANDING_OUT_SHARE = 0.15
 
 
@@ -80,14 +80,26 @@ class TrainingParams:
         return cls(**{name: getattr(obj, name) for name in cls.names()})
 
 
+def confident_steps(graph):
+    """Which chain steps are confident: at or above a same-person neighbour's typical similarity.
+
+    That similarity is the mean of the kNN similarities above the Otsu split,
+    on the extractor's own scale, whatever clique threshold ``tau`` was chosen
+    (and never below the chain stop threshold).
+    """
+    sims = graph.knn_sims[:, 1:]
+    split = graph.similarity_split
+    upper = sims[sims >= split]
+    threshold = max(float(upper.mean()) if upper.size else split, graph.stop_threshold)
+    return graph.parent_sim >= threshold
+
+
 def anchor_parents(graph):
     """Chain parents kept for label-free pseudo-labels: only the confident steps.
 
     A tree of parent steps is transitive, so a single step across two people
-    joins them; at the Otsu split of the kNN similarities that happens often.
-    Steps are kept only at or above the mean similarity of the kNN pairs above
-    the split -- the typical similarity of a same-person neighbour, on the
-    extractor's own scale, whatever clique threshold ``tau`` was chosen.
+    joins them; at the Otsu split of the kNN similarities that happens often,
+    so only :func:`confident_steps` are kept.
 
     The split only means that where the similarities show a same-person mode.
     In a set where hardly anybody has a second photo they show none, the
@@ -97,11 +109,7 @@ def anchor_parents(graph):
     strangers (:meth:`~skdanet.graph.DensityGraph.stands_out`): then only the
     steps that stand out are kept.
     """
-    sims = graph.knn_sims[:, 1:]
-    split = graph.similarity_split
-    upper = sims[sims >= split]
-    threshold = max(float(upper.mean()) if upper.size else split, graph.stop_threshold)
-    confident = graph.parent_sim >= threshold
+    confident = confident_steps(graph)
     standing_out = confident & graph.stands_out(graph.parent_sim)
     if standing_out.sum() < _MIN_STANDING_OUT_SHARE * confident.sum():
         confident = standing_out
