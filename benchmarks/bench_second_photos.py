@@ -1,29 +1,39 @@
-"""Label-free clustering of sets where few people have a second photo.
+"""Label-free clustering of sets where few people have a second photo, or few people.
 
 Label-free training learns from the confident steps of the density chains,
 found above the Otsu split of the kNN similarities. Where hardly anybody has
 a second photo, the similarities show no same-person mode, the split falls
 among strangers, and those steps join strangers; the chain anchors then keep
 only the steps that stand out from each face's strangers
-(``DensityGraph.stands_out``). This sweeps the share of faces with a second
-photo down to none and compares
+(``DensityGraph.stands_out``). Few steps stand out either where a few people
+have many photos each (a face's farthest searched neighbour is its own
+person); those sets are told apart by strangers lying far beyond the search
+(``searched_neighbours_are_one_person``). This sweeps the share of faces with
+a second photo down to none, and the number of people down to two, on dlib
+features and on ArcFace-like ones (another extractor's similarity scale),
+and compares
 
 * ``DensityChainClustering()`` label-free, as shipped;
-* the same with every confident step kept (the anchors without the check);
+* the same with the standing-out check alone (without the gap test);
+* the same with every confident step kept (the anchors without either);
 * DBSCAN (``min_samples=1``) on the raw features, its radius tuned on other
-  people of the same source (LFW: the people with several photos not drawn
-  into the set; generated faces: a set drawn with another seed).
+  people of the same source (LFW: people with several photos not drawn into
+  the set; generated faces: a set drawn with another seed).
 
 Face sets: the LFW people with one photo, plus every photo of M people drawn
 from those with several; generated faces (``make_face_like``, 4,000 faces)
-with more and more people. Pairwise and BCubed F (pairwise F is undefined
-where nobody has a second photo: shown as -), mean over draw seeds.
+with more and more people; the LFW people with the most photos; generated
+faces of a few people; ArcFace-like features (512-d, same-person cosine
+0.6, strangers near 0) of a few people, of many people with ten photos each
+and of strangers. Pairwise and BCubed F (pairwise F is undefined where
+nobody has a second photo: shown as -), mean over draw seeds.
 
-A second table gives the share of confident steps that stand out on the sets
-where people do have second photos, where the check must not fire: the unseen
-halves of ``bench_quality.py``'s face sets (LFW, the in-the-wild set from
+A second table gives both statistics on the sets where people do have
+second photos, where the check must not fire: the unseen halves of
+``bench_quality.py``'s face sets (LFW, the in-the-wild set from
 ``--data-dir`` when present, generated faces) over its split seeds, and
-larger generated sets.
+larger generated sets. A third gives the gap of generated crowds of
+strangers of growing size, where it must stay below the threshold.
 
 Usage::
 
@@ -52,8 +62,17 @@ from skdanet.metrics import bcubed_f_score, pairwise_f_score
 LFW_EXTRA_PEOPLE = (0, 50, 100, 1000)
 GENERATED_PEOPLE_SHARES = (0.8, 0.9, 1.0)
 GENERATED_FACES = 4000
-RAW_RADII = np.round(np.arange(0.20, 0.601, 0.04), 2)
+LFW_MOST_PHOTOGRAPHED = (2, 5)
+# LFW people with at least this many photos tune the raw radius for its
+# most photographed people.
+LFW_MANY_PHOTOS = 20
+GENERATED_FEW_PEOPLE = (5, 10, 20, 50)
+# (people, photos each) of the ArcFace-like sets.
+ARCFACE_LIKE = ((5, 400), (20, 100), (200, 10), (2000, 1))
+RAW_RADII = np.round(np.r_[np.arange(0.20, 0.601, 0.04), np.arange(0.70, 1.301, 0.1)], 2)
 LARGE_GENERATED_FACES = (20_000, 200_000)
+# Sizes of the generated crowds of strangers whose gap is measured.
+CROWD_SIZES = (4_000, 20_000, 100_000)
 
 
 @contextlib.contextmanager
@@ -67,27 +86,47 @@ def every_confident_step():
         trainer._MIN_STANDING_OUT_SHARE = saved
 
 
-def standing_out_share(Xn):
-    """Share of the confident chain steps that stand out from their faces' strangers."""
+@contextlib.contextmanager
+def standing_out_check_alone():
+    """The anchors' standing-out check without the gap test (an ablation)."""
+    saved = trainer._MIN_STRANGER_GAP
+    trainer._MIN_STRANGER_GAP = np.inf
+    try:
+        yield
+    finally:
+        trainer._MIN_STRANGER_GAP = saved
+
+
+def anchor_statistics(Xn):
+    """(share of the confident chain steps that stand out from their faces'
+    strangers, ``DensityGraph.stranger_gap``): the two tests of the anchors."""
     graph = build_density_graph(Xn, 30)
     confident = trainer.confident_steps(graph)
-    return (confident & graph.stands_out(graph.parent_sim)).sum() / max(confident.sum(), 1)
+    share = (confident & graph.stands_out(graph.parent_sim)).sum() / max(confident.sum(), 1)
+    return share, graph.stranger_gap()
 
 
-def second_photo_shares(split_seeds, data_dir):
-    """(face set, shares): the standing-out share where people have second photos."""
+def second_photo_statistics(split_seeds, data_dir):
+    """(face set, [anchor_statistics]) where people have second photos."""
     for name in ("lfw", "dev", "face_like"):
         data = load_set(name, data_dir)
         if data is None:
             print(f"# {name}: not found in {data_dir}, skipped", file=sys.stderr)
             continue
         X, y = data
-        shares = [standing_out_share(l2_normalize(X[split_identities(
+        stats = [anchor_statistics(l2_normalize(X[split_identities(
             y, test_size=0.5, random_state=seed)[1]])) for seed in split_seeds]
-        yield f"{TITLES[name]}, unseen halves", shares
+        yield f"{TITLES[name]}, unseen halves", stats
     for n_faces in LARGE_GENERATED_FACES:
         yield (f"generated, {n_faces:,} faces",
-               [standing_out_share(l2_normalize(make_face_like(n_faces, random_state=0)[0]))])
+               [anchor_statistics(l2_normalize(make_face_like(n_faces, random_state=0)[0]))])
+
+
+def crowd_gaps():
+    """(faces, stranger gap) of generated crowds where every face is another person."""
+    for n_faces in CROWD_SIZES:
+        X = make_face_like(n_faces, n_identities=n_faces, random_state=0)[0]
+        yield n_faces, build_density_graph(l2_normalize(X), 30).stranger_gap()
 
 
 def raw_dbscan(Xn, eps):
@@ -113,14 +152,47 @@ def lfw_sets(seeds):
                    X[rest], y[rest])
 
 
-def generated_sets(seeds):
-    for share in GENERATED_PEOPLE_SHARES:
-        n_people = int(GENERATED_FACES * share)
+def lfw_most_photographed_sets(seeds):
+    """(name, seed, X, y, X_tune, y_tune): LFW's M most photographed people."""
+    X, y = load_lfw_features(return_X_y=True)
+    counts = np.bincount(y)
+    by_photos = np.argsort(-counts, kind="stable")
+    for m in LFW_MOST_PHOTOGRAPHED:
+        rows = np.isin(y, by_photos[:m])
+        rest = np.isin(y, by_photos[m:]) & (counts[y] >= LFW_MANY_PHOTOS)
+        for seed in seeds:
+            yield f"LFW's {m} most photographed people", seed, X[rows], y[rows], X[rest], y[rest]
+
+
+def generated_sets(seeds, people=None):
+    for n_people in people or [int(GENERATED_FACES * s) for s in GENERATED_PEOPLE_SHARES]:
         for seed in seeds:
             X, y = make_face_like(GENERATED_FACES, n_identities=n_people, random_state=seed)[:2]
             Xt, yt = make_face_like(GENERATED_FACES, n_identities=n_people,
                                     random_state=1000 + seed)[:2]
             yield f"generated, {n_people} people in {GENERATED_FACES} faces", seed, X, y, Xt, yt
+
+
+def generated_few_people_sets(seeds):
+    return generated_sets(seeds, GENERATED_FEW_PEOPLE)
+
+
+def arcface_like(n_people, photos, seed, same_person_cos=0.6, n_features=512):
+    """ArcFace-like features: random person centres (strangers near cosine
+    0), photos spread to a same-person cosine of ``same_person_cos``."""
+    rng = np.random.default_rng(seed)
+    centres = l2_normalize(rng.normal(size=(n_people, n_features)))
+    y = np.repeat(np.arange(n_people), photos)
+    spread = np.sqrt((1 / same_person_cos - 1) / n_features)
+    return centres[y] + rng.normal(scale=spread, size=(len(y), n_features)), y
+
+
+def arcface_like_sets(seeds):
+    for n_people, photos in ARCFACE_LIKE:
+        for seed in seeds:
+            X, y = arcface_like(n_people, photos, seed)
+            Xt, yt = arcface_like(n_people, photos, 1000 + seed)
+            yield (f"ArcFace-like, {n_people} people x {photos} photos", seed, X, y, Xt, yt)
 
 
 def scores(y, labels):
@@ -131,10 +203,13 @@ def scores(y, labels):
 
 def measure(X, y, X_tune, y_tune, seed):
     Xn = l2_normalize(X)
-    row = {"second photo": np.mean(np.bincount(y)[y] > 1), "standing out": standing_out_share(Xn)}
+    row = {"second photo": np.mean(np.bincount(y)[y] > 1)}
+    row["standing out"], row["gap"] = anchor_statistics(Xn)
     begin = time.perf_counter()
     row["shipped"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
     row["seconds"] = time.perf_counter() - begin
+    with standing_out_check_alone():
+        row["check alone"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
     with every_confident_step():
         row["every step"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
     row["raw DBSCAN"] = scores(y, raw_dbscan(Xn, tuned_radius(l2_normalize(X_tune), y_tune)))
@@ -146,8 +221,8 @@ def fmt(value):
 
 
 def report(rows_by_set, out):
-    methods = ("shipped", "every step", "raw DBSCAN")
-    head = f"{'face set':44s} {'2nd photo':>9s} {'stand out':>9s} " + " ".join(
+    methods = ("shipped", "check alone", "every step", "raw DBSCAN")
+    head = f"{'face set':44s} {'2nd photo':>9s} {'stand out':>9s} {'gap':>6s} " + " ".join(
         f"{m + ' pair/B3/largest':>28s}" for m in methods)
     print(head, file=out)
     for name, rows in rows_by_set.items():
@@ -159,7 +234,7 @@ def report(rows_by_set, out):
             largest = np.mean([r[m][2] for r in rows])
             cells.append(f"{fmt(np.mean(pair)):>9s} {b3:.4f} {largest:8.0f}".rjust(28))
         print(f"{name:44s} {mean('second photo'):9.2f} {mean('standing out'):9.3f} "
-              + " ".join(cells), file=out)
+              f"{mean('gap'):6.2f} " + " ".join(cells), file=out)
 
 
 def main(argv=None):
@@ -171,25 +246,38 @@ def main(argv=None):
     p.add_argument("--write", help="also write the tables to this file")
     args = p.parse_args(argv)
     rows_by_set = {}
-    for source in (lfw_sets, generated_sets):
+    for source in (lfw_sets, generated_sets, lfw_most_photographed_sets,
+                   generated_few_people_sets, arcface_like_sets):
         for name, seed, X, y, Xt, yt in source(args.seeds):
             row = measure(X, y, Xt, yt, seed)
             rows_by_set.setdefault(name, []).append(row)
-            print(f"{name} (seed {seed}): shipped B3 {row['shipped'][1]:.4f}, every step "
-                  f"{row['every step'][1]:.4f}, raw {row['raw DBSCAN'][1]:.4f}, "
+            print(f"{name} (seed {seed}): shipped B3 {row['shipped'][1]:.4f}, check alone "
+                  f"{row['check alone'][1]:.4f}, every step {row['every step'][1]:.4f}, "
+                  f"raw {row['raw DBSCAN'][1]:.4f}, "
                   f"{row['seconds']:.1f} s", file=sys.stderr, flush=True)
     text = io.StringIO()
-    print(f"Label-free clustering where few people have a second photo; mean over draw seeds "
-          f"{args.seeds}, {os.cpu_count()} cores. '2nd photo': share of faces whose person has "
-          "another photo in the set; 'stand out': share of the confident chain steps that stand "
-          "out from their faces' strangers (below 0.15, the anchors keep only those); "
+    print(f"Label-free clustering where few people have a second photo, or few people; mean "
+          f"over draw seeds {args.seeds}, {os.cpu_count()} cores. '2nd photo': share of faces "
+          "whose person has another photo in the set; 'stand out': share of the confident chain "
+          "steps that stand out from their faces' strangers; 'gap': how far a far stranger lies "
+          "beyond a face's farthest searched neighbour, relative to a crowd of strangers "
+          "(DensityGraph.stranger_gap; below 0.15 standing out and 2.25 gap, the anchors keep "
+          "only the steps that stand out); 'check alone': the anchors with the standing-out "
+          "test only; "
           "'largest': faces in the largest cluster.", file=text)
     report(rows_by_set, text)
-    print(f"\nWhere people have second photos: share of the confident steps that stand out "
-          f"(min - max over split seeds {args.split_seeds}; one set each for the larger "
-          "generated sets)", file=text)
-    for name, shares in second_photo_shares(args.split_seeds, args.data_dir):
-        print(f"{name:66s} {min(shares):.3f} - {max(shares):.3f}", file=text)
+    print(f"\nWhere people have second photos: share of the confident steps that stand out, "
+          f"and the gap (min - max over split seeds {args.split_seeds}; one set each for the "
+          "larger generated sets)", file=text)
+    print(f"{'face set':66s} {'stand out':>13s} {'gap':>13s}", file=text)
+    for name, stats in second_photo_statistics(args.split_seeds, args.data_dir):
+        shares, gaps = np.array(stats).T
+        print(f"{name:66s} {shares.min():.3f} - {shares.max():.3f} "
+              f"{gaps.min():6.2f} - {gaps.max():6.2f}", file=text)
+    print("\nGenerated crowds of strangers (every face another person): the gap by size",
+          file=text)
+    for n_faces, gap in crowd_gaps():
+        print(f"{n_faces:>9,} faces  gap {gap:.2f}", file=text)
     print(text.getvalue(), end="")
     if args.write:
         with open(args.write, "w") as f:

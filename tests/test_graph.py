@@ -323,6 +323,33 @@ def test_stands_out_compares_distances_to_the_background(small_faces):
     assert not graph.stands_out(np.full(len(X), np.nan)).any()
 
 
+def test_stranger_similarity_is_the_lower_quartile_of_pair_similarities(small_faces):
+    from skdanet.graph import stranger_similarity
+
+    X, _ = small_faces
+    S = X.astype(np.float64) @ X.T.astype(np.float64)
+    every_pair = S[np.triu_indices(len(X), k=1)]
+    # Few enough rows for the pairs asked: every pair, exactly.
+    assert stranger_similarity(X, n_pairs=every_pair.size) == pytest.approx(
+        np.percentile(every_pair, 25), abs=1e-9)
+    # Sampled pairs: near the quartile of every pair, and the same every call.
+    sampled = stranger_similarity(X, n_pairs=2000)
+    assert sampled == stranger_similarity(X, n_pairs=2000)
+    assert 0.2 < np.mean(every_pair <= sampled) < 0.3
+    assert build_density_graph(X, 7).stranger_sim == stranger_similarity(X)
+    assert np.isnan(stranger_similarity(X[:1]))
+
+
+def test_stranger_similarity_never_pairs_a_face_with_itself():
+    from skdanet.graph import stranger_similarity
+
+    # Orthogonal rows: distinct rows pair at 0, a row with itself at 1, so
+    # the largest sampled similarity is 1 if any pair is a self-pair.
+    X = np.eye(300)
+    assert stranger_similarity(X, n_pairs=20_000, percentile=100) == 0.0
+    assert stranger_similarity(X[:20], percentile=100) == 0.0
+
+
 @pytest.mark.parametrize("stop", [-1.0, 0.5, 0.8])
 @pytest.mark.parametrize("max_length", [1, 3, 6])
 def test_chains_match_brute_force(small_faces, stop, max_length):

@@ -250,6 +250,126 @@ def test_anchors_do_not_chain_strangers_together():
     assert np.bincount(chain_roots(anchors)).max() <= 3
 
 
+def test_anchors_keep_the_steps_of_a_few_people_with_many_photos():
+    # LFW's five most photographed people (1,140 faces): every face's 30
+    # searched neighbours are its own person, so few steps stand out from
+    # them, as among strangers; but strangers lie far beyond the search, and
+    # the anchors keep every confident step.
+    from skdanet.datasets import load_lfw_features
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.model._trainer import (
+        anchor_parents,
+        confident_steps,
+        searched_neighbours_are_one_person,
+    )
+
+    X, y = load_lfw_features(return_X_y=True)
+    rows = np.isin(y, np.argsort(-np.bincount(y), kind="stable")[:5])
+    graph = build_density_graph(l2_normalize(X[rows]), 30)
+    confident = confident_steps(graph)
+    assert (confident & graph.stands_out(graph.parent_sim)).sum() < 0.15 * confident.sum()
+    assert searched_neighbours_are_one_person(graph)
+    np.testing.assert_array_equal(anchor_parents(graph), np.where(confident, graph.parent, -1))
+
+
+def _arcface_like(n_people, photos, same_person_cos=0.6, n_features=512, seed=0):
+    # Far lower same-person similarities than dlib's (0.6 against 0.95) and
+    # strangers near cos 0: another extractor's scale.
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, n_features))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = np.repeat(np.arange(n_people), photos)
+    spread = np.sqrt((1 / same_person_cos - 1) / n_features)
+    return centres[y] + rng.normal(scale=spread, size=(len(y), n_features)), y
+
+
+def _brute_force_one_person(X, n_search=30):
+    # The rule from the full similarity matrix: nearest and farthest searched
+    # neighbour, the lower quartile of every pair, and the normal order
+    # statistics of a crowd of strangers of this size.
+    from scipy.stats import norm
+
+    from skdanet.model._trainer import _MIN_STRANGER_GAP
+
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    S = X @ X.T
+    pairs = S[np.triu_indices(len(X), k=1)]
+    np.fill_diagonal(S, -np.inf)
+    ranked = -np.sort(-S, axis=1)
+    nearest, farthest = np.median(1 - ranked[:, 0]), np.median(1 - ranked[:, n_search - 1])
+    gap = (1 - np.percentile(pairs, 25) - farthest) / (farthest - nearest)
+    n = len(X)
+    crowd_gap = ((norm.isf(n_search / n) - norm.ppf(0.25))
+                 / (norm.isf(1 / n) - norm.isf(n_search / n)))
+    return gap / crowd_gap > _MIN_STRANGER_GAP
+
+
+@pytest.mark.parametrize("faces, one_person", [
+    ("lfw strangers", False), ("lfw most photographed", True),
+    ("arcface strangers", False), ("arcface few people", True)])
+def test_searched_neighbours_are_one_person_on_either_extractors_scale(faces, one_person):
+    from skdanet.datasets import load_lfw_features
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.model._trainer import searched_neighbours_are_one_person
+
+    X, y = load_lfw_features(return_X_y=True)
+    if faces == "lfw strangers":
+        X = X[np.bincount(y)[y] == 1][:150]
+    elif faces == "lfw most photographed":
+        X = X[np.isin(y, np.argsort(-np.bincount(y), kind="stable")[:2])][::4]
+    elif faces == "arcface strangers":
+        X = _arcface_like(200, 1)[0]
+    else:
+        X = _arcface_like(4, 50)[0]
+    # Small sets, so that stranger_sim uses every pair, as the brute force does.
+    graph = build_density_graph(l2_normalize(X), 30)
+    assert searched_neighbours_are_one_person(graph) == one_person
+    assert _brute_force_one_person(X) == one_person
+
+
+def test_stranger_gap_of_a_crowd_does_not_grow_with_its_size():
+    # Among more strangers the searched neighbours draw closer together, so
+    # the raw gap grows with the set; relative to the crowd's order
+    # statistics it stays near 1, well below a few people's.
+    from skdanet.datasets import make_face_like
+    from skdanet.graph import build_density_graph, l2_normalize
+    from skdanet.model._trainer import _MIN_STRANGER_GAP
+
+    gaps = [build_density_graph(l2_normalize(make_face_like(
+        n, n_identities=n, random_state=0)[0]), 30).stranger_gap() for n in (1000, 10_000)]
+    assert max(gaps) < 0.8 * _MIN_STRANGER_GAP
+    assert abs(gaps[1] - gaps[0]) < 0.25 * gaps[0]
+
+
+def test_label_free_clustering_of_a_few_people_on_another_extractors_scale():
+    # Five people with 200 ArcFace-like photos each: nothing stands out from
+    # a face's 30 neighbours here either, and without the gap test the
+    # anchors kept no step (every face its own cluster).
+    from skdanet import DensityChainClustering
+    from skdanet.metrics import bcubed_f_score
+
+    X, y = _arcface_like(5, 200)
+    labels = DensityChainClustering(random_state=0).fit_predict(X)
+    assert len(np.unique(labels)) < 50
+    assert bcubed_f_score(y, labels) > 0.9
+
+
+@pytest.mark.parametrize("people", [2, 5])
+def test_label_free_clustering_of_a_few_people_with_many_photos(people):
+    # LFW's most photographed people. Taken for strangers (no confident step
+    # standing out), they lost their anchors and broke into hundreds of
+    # clusters (BCubed F 0.24 for five people).
+    from skdanet import DensityChainClustering
+    from skdanet.datasets import load_lfw_features
+    from skdanet.metrics import bcubed_f_score
+
+    X, y = load_lfw_features(return_X_y=True)
+    rows = np.isin(y, np.argsort(-np.bincount(y), kind="stable")[:people])
+    labels = DensityChainClustering(random_state=0).fit_predict(X[rows])
+    assert len(np.unique(labels)) < 0.1 * rows.sum()
+    assert bcubed_f_score(y[rows], labels) > 0.85
+
+
 @pytest.mark.parametrize("strangers", ["lfw", "generated"])
 def test_label_free_clustering_of_strangers_makes_no_giant_cluster(strangers):
     # Sets where hardly anybody has a second photo: 2,000 LFW people with one

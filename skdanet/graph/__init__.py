@@ -14,7 +14,7 @@ itself (:meth:`DensityGraph.build`) and places new faces in itself.
 from ._chain import chain_parents, chain_roots, density_chains, follow_parents
 from ._clique import clique_mask, otsu_threshold, pruned_cliques
 from ._density import density, density_rank, is_higher, tie_break_key
-from ._density_graph import DensityGraph, build_density_graph
+from ._density_graph import DensityGraph, build_density_graph, stranger_similarity
 from ._ivf import N_PROBE
 from ._knn import (
     EXACT_SEARCH_MAX_ROWS,
@@ -47,5 +47,6 @@ __all__ = [
     "otsu_threshold",
     "pruned_cliques",
     "row_similarities",
+    "stranger_similarity",
     "tie_break_key",
 ]

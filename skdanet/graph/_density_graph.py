@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from ._chain import _follow, chain_parents, density_chains, query_parents
 from ._clique import clique_mask, otsu_threshold
@@ -27,6 +28,36 @@ SPLIT_NEIGHBORS = 30
 # possible second photo of its person: at most this fraction of the face's
 # background distance (1 - cos to its farthest searched neighbour).
 STANDOUT_CONTRAST = 2.0
+# Random pairs of faces whose similarities give a far stranger's similarity,
+# and the percentile of them taken: random pairs are nearly all strangers,
+# and their lower quartile stays strangers' even where two people share the
+# set half and half.
+STRANGER_PAIRS = 20_000
+STRANGER_PERCENTILE = 25
+
+
+def stranger_similarity(X, n_pairs=STRANGER_PAIRS, percentile=STRANGER_PERCENTILE):
+    """A far stranger's similarity among the L2-normalised rows of ``X``.
+
+    The ``percentile`` of the similarities of ``n_pairs`` random pairs of
+    distinct rows (every pair where there are no more): nearly all strangers
+    whatever the number of photos a person has. The pairs are drawn from a
+    fixed seed of a private generator, so the value depends on ``X`` alone.
+    NaN with fewer than two rows.
+    """
+    n = np.shape(X)[0]
+    if n < 2:
+        return float("nan")
+    if n * (n - 1) // 2 <= n_pairs:
+        first, second = np.triu_indices(n, k=1)
+    else:
+        rng = np.random.default_rng(0)
+        first = rng.integers(0, n, n_pairs)
+        # An offset in [1, n) never pairs a row with itself.
+        second = (first + rng.integers(1, n, n_pairs)) % n
+    sims = np.einsum("ij,ij->i", np.asarray(X[first], dtype=np.float64),
+                     np.asarray(X[second], dtype=np.float64))
+    return float(np.percentile(sims, percentile))
 
 
 @dataclass
@@ -67,7 +98,14 @@ class DensityGraph:
         Each face's similarity to the farthest neighbour searched
         (:data:`SPLIT_NEIGHBORS`-th, or ``k``-th if more): how close the
         face's strangers come, on the extractor's own scale, whatever the
-        share of people with a second photo (:meth:`stands_out`).
+        share of people with a second photo (:meth:`stands_out`), unless
+        the face's person has more photos than the search returns.
+    stranger_sim : float
+        A far stranger's similarity: the lower quartile of the similarities
+        of random pairs of faces (:func:`stranger_similarity`). Unlike
+        ``background_sim`` it stays a stranger's where a person has more
+        photos than the search returns (:meth:`stranger_gap`). NaN with
+        fewer than two faces.
     index : NeighborIndex or None
         The search structure over the reference faces, for :meth:`place`.
     """
@@ -85,6 +123,7 @@ class DensityGraph:
     stop_threshold: float
     max_length: int
     background_sim: np.ndarray
+    stranger_sim: float
     index: NeighborIndex | None = None
 
     @staticmethod
@@ -159,7 +198,7 @@ class DensityGraph:
         chains = chains[:, : max(1, int((chains >= 0).sum(axis=1).max(initial=1)))]
         return cls(sims, idx, rho, key, rank, parent, parent_sim, chains,
                    float(tau), float(split), float(stop_threshold), int(max_length), background,
-                   index)
+                   stranger_similarity(X), index)
 
     @property
     def n_neighbors(self):
@@ -182,6 +221,34 @@ class DensityGraph:
         NaN (no such face) never stands out.
         """
         return (1 - np.asarray(sims)) * contrast <= 1 - self.background_sim
+
+    def stranger_gap(self):
+        """How far strangers lie beyond the search, relative to a crowd of strangers.
+
+        The gap from a typical face's farthest searched neighbour to a far
+        stranger (:attr:`stranger_sim`), in units of the spread from its
+        nearest neighbour to its farthest (medians over the faces, distances
+        ``1 - cos``), divided by the same ratio for faces that are all
+        strangers: the order statistics of normally distributed similarities
+        for this many faces and searched neighbours. So about 1 where the
+        searched neighbours are strangers, whatever the number of faces, and
+        several times more where they are one person's many photos, beyond
+        whom the strangers lie. A ratio of distances, free of the
+        extractor's similarity scale. NaN with fewer than three faces.
+        """
+        n = len(self.knn_sims)
+        searched = self.n_neighbors_to_search(self.n_neighbors, n)
+        if searched < 2:
+            return float("nan")
+        nearest = np.median(1 - self.knn_sims[:, 1])
+        farthest = np.median(1 - self.background_sim)
+        spread = farthest - nearest
+        gap = (1 - self.stranger_sim - farthest) / spread if spread > 0 else np.inf
+        # Upper-tail normal quantiles of the nearest and the farthest searched
+        # stranger among n, and the lower quartile of a far stranger.
+        z_nearest, z_farthest = -ndtri(1 / n), -ndtri(searched / n)
+        crowd_gap = (z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest)
+        return float(gap / crowd_gap)
 
     def clique_mask(self):
         """Which kNN columns belong to each face's pruned clique (Eq. 4)."""

@@ -44,6 +44,12 @@ _BATCH_NEIGHBOURS_PER_SEED = 7
 # the shares of sets where nearly everybody is a stranger and those of LFW,
 # the in-the-wild set and generated faces (benchmarks/bench_second_photos.py).
 _MIN_STANDING_OUT_SHARE = 0.15
+# How many times farther than among strangers a far stranger must lie beyond
+# the search (DensityGraph.stranger_gap) for a typical face's searched
+# neighbours to be its own person's many photos: between sets of strangers
+# and sets of a few people with many photos each, with dlib's and with
+# ArcFace-like features (bench_second_photos.py).
+_MIN_STRANGER_GAP = 2.25
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,30 @@ def anchor_parents(graph):
     strangers into trees that training would pull together into one giant
     cluster. That shows as few confident steps standing out from their faces'
     strangers (:meth:`~skdanet.graph.DensityGraph.stands_out`): then only the
-    steps that stand out are kept.
+    steps that stand out are kept. Few steps stand out either where a few
+    people have many photos each, since a face's farthest searched neighbour
+    is then its own person; those sets are told apart by the strangers lying
+    far beyond the search (:func:`searched_neighbours_are_one_person`), and
+    keep every confident step.
     """
     confident = confident_steps(graph)
     standing_out = confident & graph.stands_out(graph.parent_sim)
-    if standing_out.sum() < _MIN_STANDING_OUT_SHARE * confident.sum():
+    if (standing_out.sum() < _MIN_STANDING_OUT_SHARE * confident.sum()
+            and not searched_neighbours_are_one_person(graph)):
         confident = standing_out
     return np.where(confident, graph.parent, -1)
+
+
+def searched_neighbours_are_one_person(graph):
+    """Whether a typical face's searched neighbours are its own person's photos.
+
+    Among strangers, distances grow smoothly from a face's nearest neighbour
+    to its farthest searched one and on to a far stranger; where the
+    searched neighbours are all one person's photos, a far stranger lies
+    several times farther beyond them
+    (:meth:`~skdanet.graph.DensityGraph.stranger_gap`).
+    """
+    return bool(graph.stranger_gap() > _MIN_STRANGER_GAP)
 
 
 def _spread(matrix, inverse):
