@@ -76,25 +76,25 @@ CROWD_SIZES = (4_000, 20_000, 100_000)
 
 
 @contextlib.contextmanager
+def trainer_constant(name, value):
+    """The label-free trainer with its constant ``name`` set to ``value`` (an
+    ablation), restored on the way out."""
+    saved = getattr(trainer, name)
+    setattr(trainer, name, value)
+    try:
+        yield
+    finally:
+        setattr(trainer, name, saved)
+
+
 def every_confident_step():
-    """The anchors without the standing-out check (an ablation)."""
-    saved = trainer._MIN_STANDING_OUT_SHARE
-    trainer._MIN_STANDING_OUT_SHARE = 0.0
-    try:
-        yield
-    finally:
-        trainer._MIN_STANDING_OUT_SHARE = saved
+    """The anchors without either test: no share of standing-out steps is too few."""
+    return trainer_constant("_MIN_STANDING_OUT_SHARE", 0.0)
 
 
-@contextlib.contextmanager
 def standing_out_check_alone():
-    """The anchors' standing-out check without the gap test (an ablation)."""
-    saved = trainer._MIN_STRANGER_GAP
-    trainer._MIN_STRANGER_GAP = np.inf
-    try:
-        yield
-    finally:
-        trainer._MIN_STRANGER_GAP = saved
+    """The anchors' standing-out check without the gap test: no gap is enough."""
+    return trainer_constant("_MIN_STRANGER_GAP", np.inf)
 
 
 def anchor_statistics(Xn):
