@@ -236,19 +236,41 @@ class DensityGraph:
         whom the strangers lie. A ratio of distances, free of the
         extractor's similarity scale. NaN with fewer than three faces.
         """
-        n = len(self.knn_sims)
-        searched = self.n_neighbors_to_search(self.n_neighbors, n)
-        if searched < 2:
-            return float("nan")
+        crowd_gap = self._crowd_gap()
         nearest = np.median(1 - self.knn_sims[:, 1])
         farthest = np.median(1 - self.background_sim)
         spread = farthest - nearest
         gap = (1 - self.stranger_sim - farthest) / spread if spread > 0 else np.inf
+        return float(gap / crowd_gap)
+
+    def stranger_gaps(self):
+        """:meth:`stranger_gap` face by face, from each face's own nearest and farthest searched neighbour.
+
+        A set can hold both kinds of faces: those of a few people with
+        hundreds of photos, whose searched neighbours are all their own
+        person's, and those of people with a few photos, whose searched
+        neighbours are mostly strangers. All NaN with fewer than three faces.
+        """
+        crowd_gap = self._crowd_gap()
+        nearest = 1 - self.knn_sims[:, 1]
+        farthest = 1 - self.background_sim
+        spread = farthest - nearest
+        beyond = 1 - self.stranger_sim - farthest
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(spread > 0, beyond / spread, np.inf)
+        return gap / crowd_gap
+
+    def _crowd_gap(self):
+        """The stranger gap's ratio for a crowd of strangers of this size (NaN
+        with fewer than two faces searched)."""
+        n = len(self.knn_sims)
+        searched = self.n_neighbors_to_search(self.n_neighbors, n)
+        if searched < 2:
+            return float("nan")
         # Upper-tail normal quantiles of the nearest and the farthest searched
         # stranger among n, and the lower quartile of a far stranger.
         z_nearest, z_farthest = -ndtri(1 / n), -ndtri(searched / n)
-        crowd_gap = (z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest)
-        return float(gap / crowd_gap)
+        return float((z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest))
 
     def clique_mask(self):
         """Which kNN columns belong to each face's pruned clique (Eq. 4)."""

@@ -139,6 +139,56 @@ def searched_neighbours_are_one_person(graph):
     return bool(graph.stranger_gap() > _MIN_STRANGER_GAP)
 
 
+def faces_among_their_own_person(graph):
+    """Which faces' searched neighbours are all their own person's photos.
+
+    A face passes where its own stranger gap
+    (:meth:`~skdanet.graph.DensityGraph.stranger_gaps`) passes the test of
+    :func:`searched_neighbours_are_one_person`, or where most of its searched
+    neighbours pass: a person's outlying photo (a profile, a dark shot) has a
+    far farthest neighbour and fails the test by itself, but its neighbours
+    are its person's photos. A face of a person with a few photos has
+    strangers for neighbours, and they fail the test too.
+
+    Returns
+    -------
+    own : ndarray of shape (n_samples,), dtype bool
+    """
+    own = graph.stranger_gaps() > _MIN_STRANGER_GAP
+    return own | (own[graph.neighbors].mean(axis=1) > 0.5)
+
+
+def stranger_split(graph):
+    """Each face's raw similarity below which a pair of different pseudo-labels is pushed apart.
+
+    A pair is pushed apart below the higher of its two faces' splits. The
+    split is the Otsu split of the kNN similarities, between their
+    same-person and their strangers' modes. Where a typical face's searched
+    neighbours are all its own person's photos
+    (:func:`searched_neighbours_are_one_person`) the similarities show the
+    same-person mode alone, the split falls inside it, and pushing below it
+    would tear each person's photos apart (most of a person's pairs lie below
+    it). Strangers there lie far beyond the search, so the faces among their
+    own person (:func:`faces_among_their_own_person`) get a split halfway
+    between their farthest searched neighbour and a far stranger (never above
+    the Otsu split). Face by face, since such sets often hold people with a
+    few photos too, whose faces' searched neighbours are strangers: their
+    pairs keep the Otsu split, and their near strangers, which lie above the
+    halfway split, stay pushed apart (left alone, they were pulled into one
+    cluster).
+
+    Returns
+    -------
+    split : ndarray of shape (n_samples,)
+    """
+    split = np.full(len(graph.knn_sims), graph.similarity_split)
+    if searched_neighbours_are_one_person(graph):
+        own = faces_among_their_own_person(graph)
+        halfway = 0.5 * (graph.background_sim[own] + graph.stranger_sim)
+        split[own] = np.minimum(halfway, graph.similarity_split)
+    return split
+
+
 def _spread(matrix, inverse):
     """``matrix[inverse[i], inverse[j]]`` for every pair ``i, j``."""
     return matrix.take(inverse, axis=0).take(inverse, axis=1)
@@ -426,9 +476,10 @@ class _Trainer:
         Returns a function of the batch's nodes giving ``(same, known)``,
         boolean matrices for :func:`~skdanet.model._loss.pair_loss`.
         Same pseudo-label: pulled together. Different pseudo-labels but raw
-        similarity above the Otsu split (the extractor's same-person scale,
-        not a given ``tau``, which only sizes cliques): the pseudo-labels may
-        have split one person, so the pair is left out rather than pushed apart.
+        similarity above :func:`stranger_split` (the extractor's same-person
+        scale, not a given ``tau``, which only sizes cliques): the
+        pseudo-labels may have split one person, so the pair is left out
+        rather than pushed apart.
         Given the current embedding ``Z``, the unit-norm means of the
         pseudo-label clusters decide too, at the two radii of
         DensityChainClustering: clusters within the link radius of each other
@@ -439,7 +490,8 @@ class _Trainer:
         transitive closure: single linkage over the means of a poor early
         embedding can chain everybody into one cluster.
         """
-        split = self.graph.similarity_split
+        # Compared in the features' precision, as a scalar split would be.
+        split = stranger_split(self.graph).astype(self.reference.dtype)
         merge_eps = margin_radius(self.est.pair_margin)
         pull_eps = self.rule.link_radius(merge_eps)
         means = None if Z is None else cluster_means(Z, labels)[0]
@@ -458,7 +510,7 @@ class _Trainer:
             F_ = self.reference[nodes]
             same = _spread(pull, inverse)
             known = _spread(push, inverse)
-            known &= F_ @ F_.T < split
+            known &= F_ @ F_.T < np.maximum.outer(split[nodes], split[nodes])
             known |= same
             return (torch.as_tensor(same, device=self.device),
                     torch.as_tensor(known, device=self.device))
