@@ -352,6 +352,21 @@ def test_stranger_gap_of_a_crowd_does_not_grow_with_its_size():
     assert abs(gaps[1] - gaps[0]) < 0.25 * gaps[0]
 
 
+def test_stranger_gap_of_a_set_too_small_for_a_crowd():
+    # Four faces and three searched neighbours leave a crowd of strangers no
+    # spread to compare with: the gaps are infinite, and come without an
+    # error or a warning.
+    import warnings
+
+    from skdanet.graph import build_density_graph
+
+    graph = build_density_graph(np.ones((4, 1)), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert graph.stranger_gap() == np.inf
+        np.testing.assert_array_equal(graph.stranger_gaps(), np.full(4, np.inf))
+
+
 def test_label_free_clustering_of_a_few_people_on_another_extractors_scale():
     # Five people with 200 ArcFace-like photos each: nothing stands out from
     # a face's 30 neighbours here either, and without the gap test the

@@ -241,7 +241,8 @@ class DensityGraph:
         farthest = np.median(1 - self.background_sim)
         spread = farthest - nearest
         gap = (1 - self.stranger_sim - farthest) / spread if spread > 0 else np.inf
-        return float(gap / crowd_gap)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.divide(gap, crowd_gap))
 
     def stranger_gaps(self):
         """:meth:`stranger_gap` face by face, from each face's own nearest and farthest searched neighbour.
@@ -258,19 +259,21 @@ class DensityGraph:
         beyond = 1 - self.stranger_sim - farthest
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.where(spread > 0, beyond / spread, np.inf)
-        return gap / crowd_gap
+            return gap / crowd_gap
 
     def _crowd_gap(self):
         """The stranger gap's ratio for a crowd of strangers of this size (NaN
-        with fewer than two faces searched)."""
+        with fewer than two faces searched; zero or infinite in sets too small
+        for the order statistics, where the gap is then infinite or NaN)."""
         n = len(self.knn_sims)
         searched = self.n_neighbors_to_search(self.n_neighbors, n)
         if searched < 2:
-            return float("nan")
+            return np.float64(np.nan)
         # Upper-tail normal quantiles of the nearest and the farthest searched
         # stranger among n, and the lower quartile of a far stranger.
         z_nearest, z_farthest = -ndtri(1 / n), -ndtri(searched / n)
-        return float((z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.float64(z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest)
 
     def clique_mask(self):
         """Which kNN columns belong to each face's pruned clique (Eq. 4)."""
