@@ -26,10 +26,10 @@ and compares
 
 Face sets: the LFW people with one photo, plus every photo of M people drawn
 from those with several; generated faces (``make_face_like``, 4,000 faces)
-with more and more people; the LFW people with the most photos, alone and among 300 people with one
-photo; generated
-faces of a few people, and of 150 people whose photo counts run from
-hundreds down to one (a few big people among many small ones); ArcFace-like features (512-d, same-person cosine
+with more and more people; the LFW people with the most photos, alone and
+among 300 people with one photo; generated faces of a few people, and of 150
+people whose photo counts run from hundreds down to one (a few big people
+among many small ones); ArcFace-like features (512-d, same-person cosine
 0.6, strangers near 0) of a few people, of many people with ten photos each
 and of strangers. Pairwise and BCubed F (pairwise F is undefined where
 nobody has a second photo: shown as -), mean over draw seeds.

@@ -454,6 +454,28 @@ def test_label_free_clustering_of_a_few_big_people_among_many_small_ones():
     assert bcubed_f_score(y, labels) > 0.98
 
 
+def test_label_free_clustering_of_a_few_people_among_one_photo_people():
+    # A family's library with its acquaintances: LFW's five most
+    # photographed people among 300 people with one photo. The few people's
+    # photos stay whole, and the one-photo people apart from them.
+    from skdanet import DensityChainClustering
+    from skdanet.datasets import load_lfw_features
+    from skdanet.metrics import bcubed_f_score
+
+    X, y = load_lfw_features(return_X_y=True)
+    counts = np.bincount(y)
+    few = np.flatnonzero(np.isin(y, np.argsort(-counts, kind="stable")[:5]))
+    one = np.random.default_rng(0).choice(np.flatnonzero(counts[y] == 1), 300, replace=False)
+    X, y = X[np.r_[few, one]], y[np.r_[few, one]]
+    labels = DensityChainClustering(random_state=0).fit_predict(X)
+    many = np.arange(len(y)) < len(few)
+    for person in np.unique(y[many]):
+        assert np.bincount(labels[y == person]).max() >= 0.99 * np.sum(y == person)
+    joined = np.isin(labels[~many], labels[many])
+    assert joined.mean() < 0.1
+    assert bcubed_f_score(y, labels) > 0.96
+
+
 def test_label_free_clustering_of_a_few_generated_people():
     # Ten generated people with about 200 photos each (BCubed F 0.55 on
     # 4,000 faces when pushed apart below the Otsu split).

@@ -245,7 +245,7 @@ class DensityGraph:
             return float(np.divide(gap, crowd_gap))
 
     def stranger_gaps(self):
-        """:meth:`stranger_gap` face by face, from each face's own nearest and farthest searched neighbour.
+        """:meth:`stranger_gap` face by face: each face's own nearest and farthest neighbour.
 
         A set can hold both kinds of faces: those of a few people with
         hundreds of photos, whose searched neighbours are all their own
@@ -272,8 +272,9 @@ class DensityGraph:
         # Upper-tail normal quantiles of the nearest and the farthest searched
         # stranger among n, and the lower quartile of a far stranger.
         z_nearest, z_farthest = -ndtri(1 / n), -ndtri(searched / n)
+        beyond = np.float64(z_farthest - ndtri(STRANGER_PERCENTILE / 100))
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.float64(z_farthest - ndtri(STRANGER_PERCENTILE / 100)) / (z_nearest - z_farthest)
+            return beyond / (z_nearest - z_farthest)
 
     def clique_mask(self):
         """Which kNN columns belong to each face's pruned clique (Eq. 4)."""
