@@ -11,7 +11,8 @@ person); those sets are told apart by strangers lying far beyond the search
 (``searched_neighbours_are_one_person``), and in them the pseudo-labels' pairs
 are pushed apart, face by face, below a split between a face's own person and
 a far stranger (``stranger_split``), not below the Otsu split, which falls
-inside the person's photos. This sweeps the share of faces with
+inside the person's photos; where hardly anybody has a second photo, pairs
+are pushed apart unless they stand out. This sweeps the share of faces with
 a second photo down to none, and the number of people down to two, on dlib
 features and on ArcFace-like ones (another extractor's similarity scale),
 and compares
@@ -19,7 +20,8 @@ and compares
 * ``DensityChainClustering()`` label-free, as shipped;
 * the same with the standing-out check alone (without the gap test);
 * the same with every confident step kept (the anchors without either);
-* the same pushing apart below the Otsu split in every set;
+* the same pushing apart below the Otsu split in every set (without either
+  push rule);
 * DBSCAN (``min_samples=1``) on the raw features, its radius tuned on other
   people of the same source (LFW: people with several photos not drawn into
   the set; generated faces: a set drawn with another seed).
@@ -241,10 +243,11 @@ def measure(X, y, X_tune, y_tune, seed):
         row["check alone"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
     with every_confident_step():
         row["every step"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
-    # Where the gap test does not pass, the split is the Otsu split already:
-    # the same fit, bit for bit.
+    # Where neither test fires, the split is the Otsu split already: the same
+    # fit, bit for bit.
     row["Otsu push"] = row["shipped"]
-    if row["gap"] > trainer._MIN_STRANGER_GAP:
+    if (row["gap"] > trainer._MIN_STRANGER_GAP
+            or row["standing out"] < trainer._MIN_STANDING_OUT_SHARE):
         with pushing_at_the_otsu_split():
             row["Otsu push"] = scores(y, DensityChainClustering(random_state=seed).fit_predict(X))
     row["raw DBSCAN"] = scores(y, raw_dbscan(Xn, tuned_radius(l2_normalize(X_tune), y_tune)))
@@ -299,12 +302,13 @@ def main(argv=None):
           "beyond a face's farthest searched neighbour, relative to a crowd of strangers "
           "(DensityGraph.stranger_gap; below 0.15 standing out and 2.25 gap, the anchors keep "
           "only the steps that stand out); 'check alone': the anchors with the standing-out "
-          "test only; 'every step': the anchors without either test; 'Otsu push': pairs of "
-          "different pseudo-labels pushed apart below the Otsu split of the kNN similarities "
-          "also where the gap test passes (trainer.stranger_split: there, for the faces whose "
-          "searched neighbours are their own person's, the split lies halfway between the "
-          "face's farthest searched neighbour and a far stranger; elsewhere the same fit as "
-          "shipped); "
+          "test only; 'every step': the anchors without either test (and the push at the Otsu "
+          "split); 'Otsu push': pairs of different pseudo-labels pushed apart below the Otsu "
+          "split of the kNN similarities also where a test fires (trainer.stranger_split: "
+          "where the gap test passes, for the faces whose searched neighbours are their own "
+          "person's, the split lies halfway between the face's farthest searched neighbour and "
+          "a far stranger; where the standing-out check fires, pairs are pushed apart unless "
+          "they stand out; elsewhere the same fit as shipped); "
           "'largest': faces in the largest cluster.", file=text)
     report(rows_by_set, text)
     print(f"\nWhere people have second photos: share of the confident steps that stand out, "

@@ -222,6 +222,13 @@ class DensityGraph:
         """
         return (1 - np.asarray(sims)) * contrast <= 1 - self.background_sim
 
+    def standing_out_sim(self, contrast=STANDOUT_CONTRAST):
+        """Each face's lowest similarity that :meth:`stands_out` from its strangers.
+
+        A similarity below it is a stranger's as far as the face can tell.
+        """
+        return 1 - (1 - self.background_sim) / contrast
+
     def stranger_gap(self):
         """How far strangers lie beyond the search, relative to a crowd of strangers.
 

@@ -112,7 +112,7 @@ def anchor_parents(graph):
     split falls among strangers' similarities, and the steps above it join
     strangers into trees that training would pull together into one giant
     cluster. That shows as few confident steps standing out from their faces'
-    strangers (:meth:`~skdanet.graph.DensityGraph.stands_out`): then only the
+    strangers (:func:`hardly_anybody_has_a_second_photo`): then only the
     steps that stand out are kept. Few steps stand out either where a few
     people have many photos each, since a face's farthest searched neighbour
     is then its own person; those sets are told apart by the strangers lying
@@ -120,11 +120,23 @@ def anchor_parents(graph):
     keep every confident step.
     """
     confident = confident_steps(graph)
-    standing_out = confident & graph.stands_out(graph.parent_sim)
-    if (standing_out.sum() < _MIN_STANDING_OUT_SHARE * confident.sum()
-            and not searched_neighbours_are_one_person(graph)):
-        confident = standing_out
+    if hardly_anybody_has_a_second_photo(graph):
+        confident &= graph.stands_out(graph.parent_sim)
     return np.where(confident, graph.parent, -1)
+
+
+def hardly_anybody_has_a_second_photo(graph):
+    """Whether the Otsu split of the kNN similarities falls among strangers.
+
+    Few confident chain steps stand out from their faces' strangers
+    (:meth:`~skdanet.graph.DensityGraph.stands_out`), and not because a
+    few people with many photos fill every face's search
+    (:func:`searched_neighbours_are_one_person`).
+    """
+    confident = confident_steps(graph)
+    standing_out = confident & graph.stands_out(graph.parent_sim)
+    return bool(standing_out.sum() < _MIN_STANDING_OUT_SHARE * confident.sum()
+                and not searched_neighbours_are_one_person(graph))
 
 
 def searched_neighbours_are_one_person(graph):
@@ -177,6 +189,14 @@ def stranger_split(graph):
     halfway split, stay pushed apart (left alone, they were pulled into one
     cluster).
 
+    Where hardly anybody has a second photo
+    (:func:`hardly_anybody_has_a_second_photo`) the Otsu split falls among
+    strangers, and the near strangers above it, left out, were pulled
+    together into clusters of a hundred faces. There a pair is pushed apart
+    unless it stands out from the face's strangers as a second photo would
+    (:meth:`~skdanet.graph.DensityGraph.standing_out_sim`, never below the
+    Otsu split): the pseudo-labels join only such pairs.
+
     Returns
     -------
     split : ndarray of shape (n_samples,)
@@ -186,6 +206,8 @@ def stranger_split(graph):
         own = faces_among_their_own_person(graph)
         halfway = 0.5 * (graph.background_sim[own] + graph.stranger_sim)
         split[own] = np.minimum(halfway, graph.similarity_split)
+    elif hardly_anybody_has_a_second_photo(graph):
+        split = np.maximum(graph.standing_out_sim(), graph.similarity_split)
     return split
 
 
