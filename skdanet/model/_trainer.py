@@ -186,13 +186,13 @@ def stranger_split(graph):
     the Otsu split). Face by face, since such sets often hold people with a
     few photos too, whose faces' searched neighbours are strangers: their
     pairs keep the Otsu split, and their near strangers, which lie above the
-    halfway split, stay pushed apart (left alone, they were pulled into one
-    cluster).
+    halfway split, stay pushed apart (left alone, training would pull them
+    into one cluster).
 
     Where hardly anybody has a second photo
     (:func:`hardly_anybody_has_a_second_photo`) the Otsu split falls among
-    strangers, and the near strangers above it, left out, were pulled
-    together into clusters of a hundred faces. There a pair is pushed apart
+    strangers, and the near strangers above it, left out of the push, would
+    be pulled together into large clusters. There a pair is pushed apart
     unless it stands out from the face's strangers as a second photo would
     (:meth:`~skdanet.graph.DensityGraph.standing_out_sim`, never below the
     Otsu split): the pseudo-labels join only such pairs.
