@@ -648,7 +648,7 @@ def test_the_similarity_split_does_not_shrink_with_k():
     assert emb.tau_ == build_density_graph(l2_normalize(X[test][:300]), 30).tau
 
 
-def test_label_free_pair_relation_follows_the_two_clustering_radii(monkeypatch):
+def test_label_free_pair_relation_follows_the_two_clustering_radii():
     # Brute-force reference for which pairs label-free training pulls together
     # (same pseudo-label, or pseudo-label clusters whose unit-norm means lie
     # within the link radius), pushes apart (raw similarity below the higher
@@ -656,7 +656,6 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii(monkeypatch):
     # radius), or leaves out (all other pairs).
     from types import SimpleNamespace
 
-    import skdanet.model._trainer as trainer_module
     from skdanet.cluster import ClusteringRule, link_radius
     from skdanet.model._trainer import _Trainer
 
@@ -668,7 +667,6 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii(monkeypatch):
     labels = np.unique(rng.integers(0, 12, size=40), return_inverse=True)[1]
     margin = 0.7
     splits = rng.uniform(0.0, 0.4, size=40)
-    monkeypatch.setattr(trainer_module, "stranger_split", lambda graph: splits)
     trainer = SimpleNamespace(reference=F.astype(np.float32), device=torch.device("cpu"),
                               graph=SimpleNamespace(tau=0.9),
                               est=SimpleNamespace(pair_margin=margin), rule=ClusteringRule())
@@ -678,7 +676,9 @@ def test_label_free_pair_relation_follows_the_two_clustering_radii(monkeypatch):
     nodes = rng.permutation(40)[:30]
     seen = set()
     for embedded in (False, True):
-        relation = _Trainer._pseudo_pair_relation(trainer, labels, Z if embedded else None)
+        # In the features' precision, as label-free training hands it over.
+        relation = _Trainer._pseudo_pair_relation(trainer, labels, splits.astype(np.float32),
+                                                  Z if embedded else None)
         same, known = (t.numpy() for t in relation(nodes))
         for i, a in enumerate(nodes):
             for j, b in enumerate(nodes):

@@ -243,13 +243,8 @@ class DensityGraph:
         whom the strangers lie. A ratio of distances, free of the
         extractor's similarity scale. NaN with fewer than three faces.
         """
-        crowd_gap = self._crowd_gap()
-        nearest = np.median(1 - self.knn_sims[:, 1])
-        farthest = np.median(1 - self.background_sim)
-        spread = farthest - nearest
-        gap = (1 - self.stranger_sim - farthest) / spread if spread > 0 else np.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.divide(gap, crowd_gap))
+        return float(self._gap_beyond_search(np.median(1 - self.knn_sims[:, 1]),
+                                             np.median(1 - self.background_sim)))
 
     def stranger_gaps(self):
         """:meth:`stranger_gap` face by face: each face's own nearest and farthest neighbour.
@@ -259,9 +254,13 @@ class DensityGraph:
         person's, and those of people with a few photos, whose searched
         neighbours are mostly strangers. All NaN with fewer than three faces.
         """
+        return self._gap_beyond_search(1 - self.knn_sims[:, 1], 1 - self.background_sim)
+
+    def _gap_beyond_search(self, nearest, farthest):
+        """The stranger gap from the nearest and the farthest searched
+        neighbour's distance: infinite where they coincide, relative to a
+        crowd's (:meth:`_crowd_gap`)."""
         crowd_gap = self._crowd_gap()
-        nearest = 1 - self.knn_sims[:, 1]
-        farthest = 1 - self.background_sim
         spread = farthest - nearest
         beyond = 1 - self.stranger_sim - farthest
         with np.errstate(divide="ignore", invalid="ignore"):

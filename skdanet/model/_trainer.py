@@ -492,16 +492,16 @@ class _Trainer:
         return start_eps
 
     # -- label-free ---------------------------------------------------------
-    def _pseudo_pair_relation(self, labels, Z=None):
+    def _pseudo_pair_relation(self, labels, split, Z=None):
         """Which pairs of a batch to pull together and which to learn from at all.
 
         Returns a function of the batch's nodes giving ``(same, known)``,
         boolean matrices for :func:`~skdanet.model._loss.pair_loss`.
         Same pseudo-label: pulled together. Different pseudo-labels but raw
-        similarity above :func:`stranger_split` (the extractor's same-person
-        scale, not a given ``tau``, which only sizes cliques): the
-        pseudo-labels may have split one person, so the pair is left out
-        rather than pushed apart.
+        similarity above the higher of the two faces' ``split``
+        (:func:`stranger_split`, on the extractor's same-person scale, not a
+        given ``tau``, which only sizes cliques): the pseudo-labels may have
+        split one person, so the pair is left out rather than pushed apart.
         Given the current embedding ``Z``, the unit-norm means of the
         pseudo-label clusters decide too, at the two radii of
         DensityChainClustering: clusters within the link radius of each other
@@ -512,8 +512,6 @@ class _Trainer:
         transitive closure: single linkage over the means of a poor early
         embedding can chain everybody into one cluster.
         """
-        # Compared in the features' precision, as a scalar split would be.
-        split = stranger_split(self.graph).astype(self.reference.dtype)
         merge_eps = margin_radius(self.est.pair_margin)
         pull_eps = self.rule.link_radius(merge_eps)
         means = None if Z is None else cluster_means(Z, labels)[0]
@@ -570,7 +568,10 @@ class _Trainer:
         self.average = ExponentialWeightAverage(
             self.module, half_life=_AVERAGE_HALF_LIFE_EPOCHS * steps_per_epoch)
         anchors = _identity_codes(chain_roots(anchor_parents(self.graph)))
-        labels, relation = anchors, self._pseudo_pair_relation(anchors)
+        # A property of the graph, the same every round; compared in the
+        # features' precision, as a scalar split would be.
+        split = stranger_split(self.graph).astype(self.reference.dtype)
+        labels, relation = anchors, self._pseudo_pair_relation(anchors, split)
         for round_ in range(1, est.n_rounds + 1):
             for epoch in range(1, est.n_epochs + 1):
                 start = time.perf_counter()
@@ -585,7 +586,7 @@ class _Trainer:
                 Z = self.embed(nodes)
             labels, eps, score = self._refined_pseudo_labels(Z, anchors)
             self.history[-1].update(valid_score=score, eps=eps)
-            relation = self._pseudo_pair_relation(labels, Z)
+            relation = self._pseudo_pair_relation(labels, split, Z)
         self.module.load_state_dict(self.average.state_dict())
 
     def _refined_pseudo_labels(self, Z, anchors):
